@@ -1,0 +1,3 @@
+from medtalk.cli import main
+
+main()

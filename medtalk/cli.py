@@ -1,0 +1,326 @@
+"""The ``medtalk`` command line. The only module that prints.
+
+Exit codes: 0 ok, 2 bad input or usage (one line on stderr naming the problem and the fix), 1 internal
+error (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from medtalk.core.plugins import MedtalkPluginManager
+
+DEBUG_FLAG = "--debug"
+
+app = typer.Typer(
+    name="medtalk",
+    help="Speech to emotional 3D facial animation for MetaHuman rigs. Offline, pluggable.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Component configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+_consoles: dict[bool, Console] = {}
+
+
+def console(stderr: bool = False) -> Console:
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _consoles[stderr]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from medtalk import __version__
+
+        console().print(f"medtalk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback when something fails.")] = False,
+) -> None:
+    """Speech to emotional 3D facial animation for MetaHuman rigs. Offline, pluggable."""
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the loaded plugins and the hooks each implements."""
+    from medtalk.core.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    distributions = {pm.get_name(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        dist = distributions.get(name)
+        rows.append(
+            {
+                "name": name,
+                "package": dist.metadata["Name"] if dist is not None else "medtalk (built-in)",
+                "version": dist.version if dist is not None else _own_version(),
+                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+            }
+        )
+    rows.sort(key=lambda row: (row["package"] == "medtalk (built-in)", row["name"]))
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("plugin", "package", "version", "hooks")
+    for row in rows:
+        table.add_row(row["name"], row["package"], row["version"], ", ".join(row["hooks"]))
+    console().print(table)
+
+
+def _own_version() -> str:
+    from medtalk import __version__
+
+    return __version__
+
+
+@app.command()
+def components(
+    kind: Annotated[
+        str | None, typer.Option("--kind", "-k", help="Only this kind (exporter, rig, ...).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON, with each component's config fields.")
+    ] = False,
+) -> None:
+    """List the registered components of every kind (or one kind)."""
+    from medtalk.core.plugins import get_registry
+    from medtalk.core.registry import KINDS, kind_named
+
+    kinds = [kind_named(kind).name] if kind else list(KINDS)
+    rows = [_component_row(k, reg) for k in kinds for reg in get_registry(k)]
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("kind", "name", "plugin", "description")
+    for row in rows:
+        table.add_row(row["kind"], row["name"], row["plugin"], row["description"])
+    console().print(table)
+
+
+def _component_row(kind: str, registration: Any) -> dict[str, Any]:
+    entry = registration.entry
+    row: dict[str, Any] = {"kind": kind, "name": registration.name, "plugin": registration.plugin}
+    if kind == "rig":
+        row["description"] = entry.description
+        row["controls"] = entry.num_controls
+        row["sets"] = {name: len(indices) for name, indices in entry.sets.items()}
+        return row
+    row["description"] = entry.describe()
+    if hasattr(entry, "extensions"):
+        row["extensions"] = list(entry.extensions)
+    row["config"] = {
+        name: {
+            "type": str(field.annotation).replace("typing.", ""),
+            "required": field.is_required(),
+            "default": None if field.is_required() else _plain(field.get_default(call_default_factory=True)),
+            "description": field.description,
+        }
+        for name, field in entry.Config.model_fields.items()
+    }
+    return row
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+@config_app.command("default")
+def config_default(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="Component name, e.g. csv.")],
+    kind: Annotated[
+        str | None, typer.Option("--kind", "-k", help="Its kind, where several kinds use the name.")
+    ] = None,
+) -> None:
+    """Print a component's default config as YAML, each field with its description."""
+    from medtalk.core.config import default_config_yaml
+    from medtalk.core.errors import ConfigError
+    from medtalk.core.plugins import get_registry
+    from medtalk.core.registry import KINDS, _unknown_message, kind_named
+
+    kinds = [kind_named(kind).name] if kind else [k for k in KINDS if type_name in get_registry(k)]
+    if kind is None and len(kinds) > 1:
+        raise ConfigError(
+            f"'{type_name}' names a component of several kinds ({', '.join(kinds)}): pass --kind KIND"
+        )
+    if not kinds:
+        every = sorted({name for k in KINDS for name in get_registry(k).names()})
+        raise ConfigError(_unknown_message("component", type_name, every))
+    entry = get_registry(kinds[0]).get(type_name)
+    if kinds[0] == "rig":
+        typer.echo(f"type: {type_name}\n", nl=False)
+        return
+    typer.echo(default_config_yaml(type_name, entry.Config), nl=False)
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(metavar="IN", help="A rig sequence file (txt, csv, json, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="The file to write.")],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="FORMAT", help="Output format; by default from OUT's extension."),
+    ] = None,
+    from_format: Annotated[
+        str | None,
+        typer.Option("--from", metavar="FORMAT", help="Input format; by default from IN's extension."),
+    ] = None,
+    rig: Annotated[
+        str | None, typer.Option(help="Rig of IN's columns, for formats that do not name it.")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Frame rate of IN, for formats that do not store it.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Convert a rig sequence from one format to another."""
+    from medtalk.core.errors import ConfigError
+    from medtalk.core.fileio import check_readable, choose_importer, write_sequence
+
+    check_readable(source)
+    options = {key: value for key, value in (("rig", rig), ("fps", fps)) if value is not None}
+    importer = choose_importer(source, from_format)
+    unsupported = [key for key in options if key not in importer.Config.model_fields]
+    if unsupported:
+        raise ConfigError(
+            f"--{unsupported[0]} does not apply to the {importer.name} format: "
+            "the file states it; drop the option"
+        )
+    if options:
+        importer = choose_importer(source, importer.name, options)
+    sequence = importer.read(source)
+    written = write_sequence(sequence, output, to, overwrite=force)
+    console().print(
+        f"wrote {written} ({sequence.num_frames} frames, {sequence.duration:.2f} s at {sequence.fps:g} fps, "
+        f"rig {sequence.rig})"
+    )
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _add_plugin_commands(pm: MedtalkPluginManager) -> None:
+    """Give each plugin a Typer of its own, then move its commands in, refusing clashing names."""
+    from typer.main import get_command_name
+
+    from medtalk.core.errors import DuplicateComponentError
+    from medtalk.core.plugins import call_each_plugin
+
+    owners = {_command_name(info, get_command_name): "medtalk" for info in app.registered_commands}
+    owners.update({info.name: "medtalk" for info in app.registered_groups})
+    staged: list[tuple[str, typer.Typer]] = []
+    call_each_plugin(pm, "register_commands", lambda plugin: {"app": _stage(staged, plugin)})
+    for plugin, sub_app in staged:
+        for group in sub_app.registered_groups:
+            group_name = group.name or group.typer_instance.info.name
+            _claim(owners, group_name, plugin, DuplicateComponentError)
+            app.registered_groups.append(group)
+        for info in sub_app.registered_commands:
+            _claim(owners, _command_name(info, get_command_name), plugin, DuplicateComponentError)
+            app.registered_commands.append(info)
+
+
+def _stage(staged: list[tuple[str, typer.Typer]], plugin: str) -> typer.Typer:
+    sub_app = typer.Typer()
+    staged.append((plugin, sub_app))
+    return sub_app
+
+
+def _command_name(info: Any, get_command_name: Any) -> str:
+    return info.name or get_command_name(info.callback.__name__)
+
+
+def _claim(owners: dict[str, str], name: str, plugin: str, error: type[Exception]) -> None:
+    if name in owners:
+        raise error(
+            f"duplicate command '{name}': registered by both '{owners[name]}' and '{plugin}'; "
+            "uninstall one, or leave one out with MEDTALK_LOAD_PLUGINS"
+        )
+    owners[name] = plugin
+
+
+def _print_warning(message: Any, category: type[Warning], filename: str, lineno: int, *args: Any) -> None:
+    from medtalk.core.errors import MedtalkWarning
+
+    if issubclass(category, MedtalkWarning):
+        console(stderr=True).print(f"warning: {message}", markup=False)
+    else:
+        _default_showwarning(message, category, filename, lineno, *args)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run the CLI on ``argv`` (without the program name) and return the exit code."""
+    from medtalk.core.errors import MedtalkError
+
+    debug = DEBUG_FLAG in argv
+    errors = console(stderr=True)
+    warnings.showwarning = _print_warning
+    try:
+        from medtalk.core.plugins import get_plugin_manager
+
+        _add_plugin_commands(get_plugin_manager())
+        command = typer.main.get_command(app)
+        result = command.main(args=argv, prog_name="medtalk", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except MedtalkError as error:
+        if debug:
+            errors.print_exception()
+        errors.print(f"error: {error}", markup=False)
+        return error.exit_code
+    except typer.Abort:
+        errors.print("aborted", markup=False)
+        return 130
+    except Exception as error:
+        if _is_usage_error(error):
+            hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
+            errors.print(f"error: {error.format_message()}{hint}", markup=False)
+            return 2
+        if debug:
+            errors.print_exception()
+        else:
+            errors.print(
+                f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback, "
+                "and report it)",
+                markup=False,
+            )
+        return 1
+    finally:
+        warnings.showwarning = _default_showwarning
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """Typer's bundled click raises these for bad usage; they carry a message and an exit code."""
+    return callable(getattr(error, "format_message", None)) and getattr(error, "exit_code", None) == 2
+
+
+def main() -> None:
+    sys.exit(run_cli(sys.argv[1:]))

@@ -1,0 +1,189 @@
+"""The small interfaces every swappable part implements.
+
+A component is a class with a ``name``, a nested pydantic ``Config`` (``extra="forbid"``, every field
+described) and a constructor taking that config. ``medtalk.build(kind, {"type": name, ...})``
+validates the config before constructing. Parts that are neural networks (content mapper, intensity
+predictor, guidance encoder, motion model) also inherit ``torch.nn.Module`` in their concrete class, so
+this module never imports torch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from medtalk.core.audio import Audio
+    from medtalk.core.rig import RigSpec
+    from medtalk.core.sequence import RigSequence
+    from medtalk.core.types import FeatureSeq, TextEncoding, Transcript
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component's nested ``Config``: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(ABC):
+    """A buildable, swappable part. Subclasses set ``name`` and may define a nested ``Config``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+
+    def __init__(self, config: ComponentConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def describe(cls) -> str:
+        """The first line of the class docstring: what ``medtalk components`` shows."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Featurizer(Component):
+    """Audio -> a frame-wise feature sequence at its own rate."""
+
+    role: ClassVar[Literal["content", "emotion"]]
+    supports_streaming: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature size D."""
+
+    @property
+    @abstractmethod
+    def rate_hz(self) -> float:
+        """Frames per second of the features it returns."""
+
+    @abstractmethod
+    def __call__(self, audio: Audio) -> FeatureSeq:
+        """Featurize 16 kHz mono audio."""
+
+
+class Transcriber(Component):
+    """Audio -> text with word times."""
+
+    @abstractmethod
+    def __call__(self, audio: Audio) -> Transcript:
+        """Transcribe 16 kHz mono audio."""
+
+
+class TextEncoder(Component):
+    """Text -> token features (N x D) and a sentence vector (D)."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature size D."""
+
+    @abstractmethod
+    def __call__(self, text: str) -> TextEncoding:
+        """Encode one text."""
+
+
+class ContentMapper(Component):
+    """ACM: content features -> content embedding, per frame (an ``nn.Module`` in its concrete class)."""
+
+    @abstractmethod
+    def forward(self, features: Any) -> Any:
+        """(B, T, D) features -> (B, T, 256) content embedding."""
+
+
+class IntensityPredictor(Component):
+    """CMF: frame-wise emotion features x text tokens -> frame intensity (an ``nn.Module``)."""
+
+    @abstractmethod
+    def forward(self, emotion_features: Any, text_tokens: Any) -> Any:
+        """(B, T, De) and (B, N, Dt) -> (B, T, 1) intensity."""
+
+
+class GuidanceEncoder(Component):
+    """Emotion guidance (a label, a text or an image) -> emotion feature f (an ``nn.Module``)."""
+
+    modality: ClassVar[Literal["label", "text", "image"]]
+
+    @abstractmethod
+    def forward(self, guidance: Any) -> Any:
+        """Guidance values -> (B, 256) emotion feature."""
+
+
+class MotionModel(Component):
+    """The disentangled motion autoencoder E_e, E_c, D (an ``nn.Module``)."""
+
+    @abstractmethod
+    def forward(self, rig_values: Any) -> Any:
+        """(B, T, C) rig values -> reconstruction."""
+
+
+class Metric(Component):
+    """(prediction, ground truth, rig) -> one number."""
+
+    lower_is_better: ClassVar[bool] = True
+
+    @abstractmethod
+    def __call__(self, pred: RigSequence, gt: RigSequence, rig: RigSpec) -> float:
+        """Score a prediction against its ground truth."""
+
+
+class Exporter(Component):
+    """Writes a rig sequence in one file format."""
+
+    extensions: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def write(self, sequence: RigSequence, rig: RigSpec, path: Path) -> None:
+        """Write ``sequence`` to ``path``. Callers pass a temporary path and rename it on success."""
+
+
+class Importer(Component):
+    """Reads a rig sequence from one file format."""
+
+    extensions: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def sniff(cls, head: str) -> bool:
+        """Whether the file's first characters look like this format (decides between shared extensions)."""
+        return True
+
+    @abstractmethod
+    def read(self, path: Path) -> RigSequence:
+        """Read ``path``; a malformed file raises ``FileFormatError`` naming the file, line and fix."""
+
+
+class Postprocessor(Component):
+    """Rig sequence -> rig sequence (smoothing, clamping, blinks)."""
+
+    @abstractmethod
+    def __call__(self, sequence: RigSequence, rig: RigSpec) -> RigSequence:
+        """Return a processed copy."""
+
+
+class Dataset(Component):
+    """Yields training samples from a folder layout or a manifest."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over samples."""
+
+
+class Trainer(Component):
+    """One training stage of the model."""
+
+    @abstractmethod
+    def fit(self, pipeline: Any, dataset: Dataset) -> dict[str, float]:
+        """Train ``pipeline`` in place on ``dataset``; return the final loss terms."""
+
+
+class Model(Component):
+    """A named pretrained bundle."""
+
+    @abstractmethod
+    def load(self) -> Any:
+        """Return a ready pipeline."""

@@ -1,0 +1,1 @@
+"""Built-in plugins. Each module registers itself exactly as a third-party plugin would."""
