@@ -136,7 +136,7 @@ def _component_row(kind: str, registration: Any) -> dict[str, Any]:
         row["extensions"] = list(entry.extensions)
     row["config"] = {
         name: {
-            "type": str(field.annotation).replace("typing.", ""),
+            "type": _type_name(field.annotation),
             "required": field.is_required(),
             "default": None if field.is_required() else _plain(field.get_default(call_default_factory=True)),
             "description": field.description,
@@ -144,6 +144,10 @@ def _component_row(kind: str, registration: Any) -> dict[str, Any]:
         for name, field in entry.Config.model_fields.items()
     }
     return row
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def _plain(value: Any) -> Any:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from medtalk import hookimpl
 from medtalk.core.components import ComponentConfig, Exporter, Importer
-from medtalk.core.errors import FileFormatError
+from medtalk.core.errors import FileFormatError, UnknownComponentError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -262,7 +262,10 @@ class JsonImporter(Importer):
                 raise FileFormatError(
                     f"{path}: key '{key}' is missing or of the wrong type: see docs/formats.md"
                 )
-        rig = get_registry("rig").get(document["rig"])
+        try:
+            rig = get_registry("rig").get(document["rig"])
+        except UnknownComponentError as error:
+            raise FileFormatError(f"{path}: {error}") from None
         curves: list[Any] = document["curves"]
         if len(curves) != rig.num_controls:
             raise FileFormatError(
