@@ -115,3 +115,20 @@ def test_hookimpl_is_re_exported_from_medtalk():
     import medtalk
 
     assert medtalk.hookimpl is hookspecs.hookimpl
+
+
+def test_the_complete_plugin_example_in_the_docs_works(register_plugin, real_txt, tmp_path):
+    import types
+
+    from medtalk.core.fileio import read_sequence, write_sequence
+
+    text = DOCS.read_text(encoding="utf-8")
+    source = re.search(r"A complete plugin, registering an exporter:\n\n```python\n(.*?)```", text, re.DOTALL)
+    module = types.ModuleType("medtalk_semicolon")
+    exec(compile(source.group(1), "docs/plugin-hooks.md", "exec"), module.__dict__)
+    register_plugin(module, name="medtalk_semicolon")
+    out = write_sequence(read_sequence(real_txt), tmp_path / "take.ssv")
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("CTRL_C_eye-translateX;CTRL_C_eye-translateY;")
+    assert lines[1].split(";")[:2] == ["0,0271", "0,0270"]
+    assert len(lines) == 203

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import SHARED
@@ -136,3 +139,16 @@ def test_a_bad_rig_spec_is_refused(kwargs, expected):
     with pytest.raises(PluginError) as error:
         RigSpec(**spec)
     assert str(error.value) == expected
+
+
+def test_docs_list_every_metahuman_control_with_its_range_and_sets(metahuman):
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "rigs.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| (\d+) \| `([^`]+)` \| (-?\d+) \| (-?\d+) \| ([a-z, ]*) \|$", docs, flags=re.MULTILINE
+    )
+    assert len(rows) == 174
+    for index, control, low, high, sets in rows:
+        i = int(index)
+        assert (control, float(low), float(high)) == (metahuman.controls[i], *metahuman.ranges[i])
+        listed = {s.strip() for s in sets.split(",") if s.strip()}
+        assert listed == {name for name, indices in metahuman.sets.items() if i in indices}
