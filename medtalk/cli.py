@@ -204,20 +204,20 @@ def export(
 ) -> None:
     """Convert a rig sequence from one format to another."""
     from medtalk.core.errors import ConfigError
-    from medtalk.core.fileio import check_readable, choose_importer, write_sequence
+    from medtalk.core.fileio import check_readable, format_for, read_sequence, write_sequence
+    from medtalk.core.plugins import get_registry
 
     check_readable(source)
     options = {key: value for key, value in (("rig", rig), ("fps", fps)) if value is not None}
-    importer = choose_importer(source, from_format)
-    unsupported = [key for key in options if key not in importer.Config.model_fields]
+    importer_name = format_for("importer", source, from_format)
+    accepted = get_registry("importer").get(importer_name).Config.model_fields
+    unsupported = [key for key in options if key not in accepted]
     if unsupported:
         raise ConfigError(
-            f"--{unsupported[0]} does not apply to the {importer.name} format: "
+            f"--{unsupported[0]} does not apply to the {importer_name} format: "
             "the file states it; drop the option"
         )
-    if options:
-        importer = choose_importer(source, importer.name, options)
-    sequence = importer.read(source)
+    sequence = read_sequence(source, importer_name, options)
     written = write_sequence(sequence, output, to, overwrite=force)
     console().print(
         f"wrote {written} ({sequence.num_frames} frames, {sequence.duration:.2f} s at {sequence.fps:g} fps, "

@@ -55,46 +55,28 @@ def _give_final_mode(temp: Path, target: Path) -> None:
     os.chmod(temp, mode)
 
 
-def _by_extension(kind: str, path: Path) -> list[Any]:
+def format_for(kind: str, path: Path, format_name: str | None = None) -> str:
+    """The name of the importer or exporter to use: ``format_name``, else the one fitting the extension.
+
+    Where several importers share an extension, each one's ``sniff`` looks at the file's start.
+    """
+    registry = get_registry(kind)
+    if format_name is not None:
+        registry.get(format_name)
+        return format_name
     suffix = path.suffix.lower()
-    return [reg.entry for reg in get_registry(kind) if suffix in reg.entry.extensions]
-
-
-def choose_importer(
-    path: Path, format_name: str | None = None, options: Mapping[str, Any] | None = None
-) -> Any:
-    """The importer named ``format_name``, else the one whose extension (and sniff) fits ``path``."""
-    registry = get_registry("importer")
-    if format_name is None:
-        candidates = _by_extension("importer", path)
-        if len(candidates) > 1:
-            head = _head(path)
-            candidates = [c for c in candidates if c.sniff(head)] if head is not None else []
-        if len(candidates) != 1:
-            known = ", ".join(registry.names())
-            reason = "several formats use" if candidates else "no format matches"
-            raise InputError(
-                f"{path}: {reason} the extension '{path.suffix}': pass --from FORMAT (one of {known})"
-            )
-        format_name = candidates[0].name
-    return registry.build({"type": format_name, **(options or {})})
-
-
-def choose_exporter(
-    path: Path, format_name: str | None = None, options: Mapping[str, Any] | None = None
-) -> Any:
-    """The exporter named ``format_name``, else the one whose extension fits ``path``."""
-    registry = get_registry("exporter")
-    if format_name is None:
-        candidates = _by_extension("exporter", path)
-        if len(candidates) != 1:
-            reason = "several formats use" if candidates else "no format matches"
-            raise OutputError(
-                f"{path}: {reason} the extension '{path.suffix}': pass --to FORMAT "
-                f"(one of {', '.join(registry.names())})"
-            )
-        format_name = candidates[0].name
-    return registry.build({"type": format_name, **(options or {})})
+    candidates = [reg.entry for reg in registry if suffix in reg.entry.extensions]
+    if len(candidates) > 1 and kind == "importer":
+        head = _head(path)
+        candidates = [c for c in candidates if c.sniff(head)] if head is not None else []
+    if len(candidates) == 1:
+        return candidates[0].name
+    reason = "several formats use" if candidates else "no format matches"
+    option, error = ("--from", InputError) if kind == "importer" else ("--to", OutputError)
+    raise error(
+        f"{path}: {reason} the extension '{path.suffix}': pass {option} FORMAT "
+        f"(one of {', '.join(registry.names())})"
+    )
 
 
 def _head(path: Path, size: int = 4096) -> str | None:
@@ -118,7 +100,10 @@ def read_sequence(
     """Read a rig sequence with the importer named ``format_name`` or chosen by extension."""
     source = Path(path)
     check_readable(source)
-    return choose_importer(source, format_name, options).read(source)
+    importer = get_registry("importer").build(
+        {"type": format_for("importer", source, format_name), **(options or {})}
+    )
+    return importer.read(source)
 
 
 def write_sequence(
@@ -131,7 +116,9 @@ def write_sequence(
 ) -> Path:
     """Write ``sequence`` atomically with the exporter named ``format_name`` or chosen by extension."""
     target = Path(path)
-    exporter = choose_exporter(target, format_name, options)
+    exporter = get_registry("exporter").build(
+        {"type": format_for("exporter", target, format_name), **(options or {})}
+    )
     rig = get_registry("rig").get(sequence.rig)
     sequence.check_rig(rig)
     with atomic_output(target, overwrite=overwrite) as temp:
