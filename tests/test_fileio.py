@@ -107,3 +107,43 @@ def test_an_interrupt_also_removes_the_temporary_file(tmp_path):
         temp.write_text("partial")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_gives_one_line(sequence, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(OutputError) as error:
+        write_sequence(sequence, tmp_path / "take.csv")
+    assert str(error.value) == (
+        f"{tmp_path / 'take.csv'}: cannot write it (Permission denied): "
+        "free some space or choose another folder"
+    )
+
+
+def test_a_full_disk_midway_gives_one_line_and_leaves_nothing(sequence, tmp_path, register_plugin):
+    class DiskFullExporter(HalfWayExporter):
+        """Runs out of space."""
+
+        name = "diskfull"
+        extensions = (".full",)
+
+        def write(self, sequence, rig, path):
+            path.write_text("partial")
+            raise OSError(28, "No space left on device")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_exporters(register):
+            register(DiskFullExporter)
+
+    register_plugin(Plugin)
+    with pytest.raises(OutputError) as error:
+        write_sequence(sequence, tmp_path / "take.full")
+    assert str(error.value) == (
+        f"{tmp_path / 'take.full'}: cannot write it (No space left on device): "
+        "free some space or choose another folder"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -7,8 +7,9 @@ failing exporter leaves no new file and keeps an existing one intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,29 +31,42 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
         raise OutputError(f"{target}: the folder {target.parent} does not exist: create it first")
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists: choose another name, or pass --force to replace it")
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent
-    )
-    os.close(handle)
-    temp = Path(temp_name)
+    try:
+        temp = _create_temp_beside(target)
+    except OSError as error:
+        raise _output_error(target, error) from error
     try:
         yield temp
-        _give_final_mode(temp, target)
+        if target.exists():
+            os.chmod(temp, target.stat().st_mode & 0o7777)
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as error:
         temp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in _USER_FIXABLE_WRITE_ERRORS:
+            raise _output_error(target, error) from error
         raise
 
 
-def _give_final_mode(temp: Path, target: Path) -> None:
-    # mkstemp creates 0600; the result should look like any file the user writes (or keep the old mode).
-    if target.exists():
-        mode = target.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(temp, mode)
+# Write failures the user can fix (space, permissions, read-only media); others are bugs to report.
+_USER_FIXABLE_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _output_error(target: Path, error: OSError) -> OutputError:
+    return OutputError(
+        f"{target}: cannot write it ({error.strerror}): free some space or choose another folder"
+    )
+
+
+def _create_temp_beside(target: Path) -> Path:
+    # Created with mode 0o666 so the kernel applies the user's umask, as for any file they write
+    # (mkstemp would give 0600, and reading the umask means setting it, which is not thread-safe).
+    while True:
+        temp = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.partial{target.suffix}")
+        try:
+            os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return temp
+        except FileExistsError:
+            continue
 
 
 def format_for(kind: str, path: Path, format_name: str | None = None) -> str:
