@@ -21,13 +21,16 @@ if TYPE_CHECKING:
 
 DEBUG_FLAG = "--debug"
 
-app = typer.Typer(
-    name="medtalk",
-    help="Speech to emotional 3D facial animation for MetaHuman rigs. Offline, pluggable.",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+_APP_SETTINGS: dict[str, Any] = {
+    "name": "medtalk",
+    "help": "Speech to emotional 3D facial animation for MetaHuman rigs. Offline, pluggable.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+# The built-in commands. Each run adds the plugins' commands to a fresh copy (build_app), so plugins
+# that come and go within one process (tests, notebooks) never leave commands behind.
+app = typer.Typer(**_APP_SETTINGS)
 config_app = typer.Typer(help="Component configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -229,25 +232,33 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _add_plugin_commands(pm: MedtalkPluginManager) -> None:
-    """Give each plugin a Typer of its own, then move its commands in, refusing clashing names."""
+def build_app(pm: MedtalkPluginManager) -> typer.Typer:
+    """The built-in commands plus those of every plugin, each plugin given a Typer of its own.
+
+    A command name taken twice (by medtalk or another plugin) is refused, naming both.
+    """
     from typer.main import get_command_name
 
     from medtalk.core.errors import DuplicateComponentError
     from medtalk.core.plugins import call_each_plugin
 
-    owners = {_command_name(info, get_command_name): "medtalk" for info in app.registered_commands}
-    owners.update({info.name: "medtalk" for info in app.registered_groups})
+    full = typer.Typer(**_APP_SETTINGS)
+    full.registered_callback = app.registered_callback
+    full.registered_commands = list(app.registered_commands)
+    full.registered_groups = list(app.registered_groups)
+    owners = {_command_name(info, get_command_name): "medtalk" for info in full.registered_commands}
+    owners.update({info.name: "medtalk" for info in full.registered_groups})
     staged: list[tuple[str, typer.Typer]] = []
     call_each_plugin(pm, "register_commands", lambda plugin: {"app": _stage(staged, plugin)})
     for plugin, sub_app in staged:
         for group in sub_app.registered_groups:
             group_name = group.name or group.typer_instance.info.name
             _claim(owners, group_name, plugin, DuplicateComponentError)
-            app.registered_groups.append(group)
+            full.registered_groups.append(group)
         for info in sub_app.registered_commands:
             _claim(owners, _command_name(info, get_command_name), plugin, DuplicateComponentError)
-            app.registered_commands.append(info)
+            full.registered_commands.append(info)
+    return full
 
 
 def _stage(staged: list[tuple[str, typer.Typer]], plugin: str) -> typer.Typer:
@@ -291,8 +302,7 @@ def run_cli(argv: list[str]) -> int:
     try:
         from medtalk.core.plugins import get_plugin_manager
 
-        _add_plugin_commands(get_plugin_manager())
-        command = typer.main.get_command(app)
+        command = typer.main.get_command(build_app(get_plugin_manager()))
         result = command.main(args=argv, prog_name="medtalk", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except MedtalkError as error:

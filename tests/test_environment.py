@@ -27,7 +27,7 @@ def test_cli_start_up_imports_no_heavy_module():
         "import sys, medtalk.cli as cli;"
         "from medtalk.core.plugins import get_plugin_manager, get_registry;"
         "from medtalk.core.registry import KINDS;"
-        "cli._add_plugin_commands(get_plugin_manager());"
+        "cli.build_app(get_plugin_manager());"
         "[get_registry(k) for k in KINDS];"
         "print(sorted(m for m in ('numpy', 'torch', 'soundfile', 'soxr', 'yaml') if m in sys.modules))"
     )

@@ -132,3 +132,22 @@ def test_the_complete_plugin_example_in_the_docs_works(register_plugin, real_txt
     assert lines[0].startswith("CTRL_C_eye-translateX;CTRL_C_eye-translateY;")
     assert lines[1].split(";")[:2] == ["0,0271", "0,0270"]
     assert len(lines) == 203
+
+
+def test_a_plugin_command_goes_away_with_its_plugin(register_plugin, pm, capsys):
+    class Passing:
+        @staticmethod
+        @hookimpl
+        def register_commands(app):
+            @app.command()
+            def passing():
+                """Here for a moment."""
+                typer.echo("here")
+
+    register_plugin(Passing, name="passing-plugin")
+    assert run_cli(["passing"]) == 0
+    assert run_cli(["passing"]) == 0  # built again for the second run, without a clash
+    pm.unregister(name="passing-plugin")
+    pm.register(type("Empty", (), {}), name="passing-plugin")  # the fixture unregisters this one
+    assert run_cli(["passing"]) == 2
+    assert capsys.readouterr().err.startswith("error: No such command 'passing'.")
