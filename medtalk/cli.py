@@ -168,7 +168,7 @@ def config_default(
     from medtalk.core.config import default_config_yaml
     from medtalk.core.errors import ConfigError
     from medtalk.core.plugins import get_registry
-    from medtalk.core.registry import KINDS, _unknown_message, kind_named
+    from medtalk.core.registry import KINDS, kind_named, unknown_name_message
 
     kinds = [kind_named(kind).name] if kind else [k for k in KINDS if type_name in get_registry(k)]
     if kind is None and len(kinds) > 1:
@@ -177,7 +177,7 @@ def config_default(
         )
     if not kinds:
         every = sorted({name for k in KINDS for name in get_registry(k).names()})
-        raise ConfigError(_unknown_message("component", type_name, every))
+        raise ConfigError(unknown_name_message("component", type_name, every))
     entry = get_registry(kinds[0]).get(type_name)
     if kinds[0] == "rig":
         typer.echo(f"type: {type_name}\n", nl=False)

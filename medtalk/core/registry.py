@@ -60,10 +60,10 @@ def kind_named(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:
-        raise UnknownComponentError(_unknown_message("kind", name, sorted(KINDS))) from None
+        raise UnknownComponentError(unknown_name_message("kind", name, sorted(KINDS))) from None
 
 
-def _unknown_message(what: str, name: str, valid: list[str]) -> str:
+def unknown_name_message(what: str, name: str, valid: list[str]) -> str:
     if not valid:
         return f"unknown {what} '{name}': none is registered (is a plugin missing? see 'medtalk plugins')"
     message = f"unknown {what} '{name}': valid names are {', '.join(valid)}"
@@ -109,7 +109,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownComponentError(_unknown_message(self.kind.name, name, self.names())) from None
+            raise UnknownComponentError(unknown_name_message(self.kind.name, name, self.names())) from None
 
     def get(self, name: str) -> Any:
         """The registered entry: a component class, or a ``RigSpec`` for rigs."""
