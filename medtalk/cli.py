@@ -203,12 +203,17 @@ def export(
     fps: Annotated[
         float | None, typer.Option(help="Frame rate of IN, for formats that do not store it.")
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Retarget through this mapping file first (docs/retargeting.md)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Convert a rig sequence from one format to another."""
+    """Convert a rig sequence from one format (and rig) to another."""
     from medtalk.core.errors import ConfigError
     from medtalk.core.fileio import check_readable, format_for, read_sequence, write_sequence
     from medtalk.core.plugins import get_registry
+    from medtalk.core.retarget import load_mapping
 
     check_readable(source)
     options = {key: value for key, value in (("rig", rig), ("fps", fps)) if value is not None}
@@ -220,8 +225,9 @@ def export(
             f"--{unsupported[0]} does not apply to the {importer_name} format: "
             "the file states it; drop the option"
         )
+    rig_mapping = load_mapping(mapping) if mapping is not None else None
     sequence = read_sequence(source, importer_name, options)
-    written = write_sequence(sequence, output, to, overwrite=force)
+    written = write_sequence(sequence, output, to, overwrite=force, mapping=rig_mapping)
     console().print(
         f"wrote {written} ({sequence.num_frames} frames, {sequence.duration:.2f} s at {sequence.fps:g} fps, "
         f"rig {sequence.rig})"

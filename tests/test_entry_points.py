@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from medtalk.core.plugins import DEFAULT_PLUGINS
+
 GOOD_PLUGIN = '''
 import typer
 from medtalk import Exporter, hookimpl
@@ -110,7 +112,7 @@ def plugin_names(result: subprocess.CompletedProcess) -> list[str]:
     return sorted(row["name"] for row in json.loads(result.stdout))
 
 
-BUILT_INS = ["medtalk.plugins.formats", "medtalk.plugins.rigs"]
+BUILT_INS = sorted(DEFAULT_PLUGINS)
 
 
 def test_unset_loads_every_plugin_so_a_broken_one_is_reported(site):

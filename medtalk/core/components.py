@@ -136,6 +136,8 @@ class Exporter(Component):
     """Writes a rig sequence in one file format."""
 
     extensions: ClassVar[tuple[str, ...]]
+    # The rigs the format can hold (None: any). A sequence of another rig is retargeted to the first one.
+    rigs: ClassVar[tuple[str, ...] | None] = None
 
     @abstractmethod
     def write(self, sequence: RigSequence, rig: RigSpec, path: Path) -> None:

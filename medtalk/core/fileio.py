@@ -18,6 +18,7 @@ from medtalk.core.errors import InputError, OutputError
 from medtalk.core.plugins import get_registry
 
 if TYPE_CHECKING:
+    from medtalk.core.retarget import RigMapping
     from medtalk.core.sequence import RigSequence
 
 
@@ -72,7 +73,8 @@ def _create_temp_beside(target: Path) -> Path:
 def format_for(kind: str, path: Path, format_name: str | None = None) -> str:
     """The name of the importer or exporter to use: ``format_name``, else the one fitting the extension.
 
-    Where several importers share an extension, each one's ``sniff`` looks at the file's start.
+    Where several importers share an extension, each one's ``sniff`` looks at the file's start; where
+    several formats still fit, the one named after the extension (``csv`` for ``.csv``) wins.
     """
     registry = get_registry(kind)
     if format_name is not None:
@@ -83,6 +85,9 @@ def format_for(kind: str, path: Path, format_name: str | None = None) -> str:
     if len(candidates) > 1 and kind == "importer":
         head = _head(path)
         candidates = [c for c in candidates if c.sniff(head)] if head is not None else []
+    if len(candidates) > 1:
+        # Several formats write .csv (plain, Unreal curves, Live Link): the one named after it is the default.
+        candidates = [c for c in candidates if c.name == suffix.lstrip(".")] or candidates
     if len(candidates) == 1:
         return candidates[0].name
     reason = "several formats use" if candidates else "no format matches"
@@ -127,12 +132,23 @@ def write_sequence(
     options: Mapping[str, Any] | None = None,
     *,
     overwrite: bool = False,
+    mapping: RigMapping | None = None,
 ) -> Path:
-    """Write ``sequence`` atomically with the exporter named ``format_name`` or chosen by extension."""
+    """Write ``sequence`` atomically with the exporter named ``format_name`` or chosen by extension.
+
+    ``mapping`` retargets the sequence first; a format that holds only certain rigs gets the sequence
+    retargeted to its first rig through the built-in mapping otherwise.
+    """
+    from medtalk.core.retarget import retarget
+
     target = Path(path)
     exporter = get_registry("exporter").build(
         {"type": format_for("exporter", target, format_name), **(options or {})}
     )
+    if mapping is not None:
+        sequence = mapping.apply(sequence)
+    if exporter.rigs is not None and sequence.rig not in exporter.rigs:
+        sequence = retarget(sequence, exporter.rigs[0])
     rig = get_registry("rig").get(sequence.rig)
     sequence.check_rig(rig)
     with atomic_output(target, overwrite=overwrite) as temp:

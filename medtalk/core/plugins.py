@@ -25,6 +25,8 @@ LOAD_PLUGINS_ENV = "MEDTALK_LOAD_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.rigs",
     "medtalk.plugins.formats",
+    "medtalk.plugins.dcc",
+    "medtalk.plugins.preview",
 )
 
 

@@ -1,0 +1,1 @@
+"""Built-in formats for artists' tools: Maya, Unreal (curves and Live Link Face), Blender."""
