@@ -211,7 +211,7 @@ def export(
 ) -> None:
     """Convert a rig sequence from one format (and rig) to another."""
     from medtalk.core.errors import ConfigError
-    from medtalk.core.fileio import check_readable, format_for, read_sequence, write_sequence
+    from medtalk.core.fileio import check_readable, format_for, output_rig, read_sequence, write_sequence
     from medtalk.core.plugins import get_registry
     from medtalk.core.retarget import load_mapping
 
@@ -227,10 +227,14 @@ def export(
         )
     rig_mapping = load_mapping(mapping) if mapping is not None else None
     sequence = read_sequence(source, importer_name, options)
-    written = write_sequence(sequence, output, to, overwrite=force, mapping=rig_mapping)
+    exporter_name = format_for("exporter", output, to)
+    written = write_sequence(sequence, output, exporter_name, overwrite=force, mapping=rig_mapping)
+    mapped_rig = rig_mapping.target if rig_mapping is not None else sequence.rig
+    written_rig = output_rig(get_registry("exporter").get(exporter_name), mapped_rig)
+    rigs = sequence.rig if written_rig == sequence.rig else f"{sequence.rig} retargeted to {written_rig}"
     console().print(
         f"wrote {written} ({sequence.num_frames} frames, {sequence.duration:.2f} s at {sequence.fps:g} fps, "
-        f"rig {sequence.rig})"
+        f"rig {rigs})"
     )
 
 

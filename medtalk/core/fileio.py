@@ -125,6 +125,13 @@ def read_sequence(
     return importer.read(source)
 
 
+def output_rig(exporter: Any, rig_name: str) -> str:
+    """The rig an exporter writes a ``rig_name`` sequence as: the same, unless the format cannot hold it."""
+    if exporter.rigs is None or rig_name in exporter.rigs:
+        return rig_name
+    return exporter.rigs[0]
+
+
 def write_sequence(
     sequence: RigSequence,
     path: str | os.PathLike[str],
@@ -147,8 +154,7 @@ def write_sequence(
     )
     if mapping is not None:
         sequence = mapping.apply(sequence)
-    if exporter.rigs is not None and sequence.rig not in exporter.rigs:
-        sequence = retarget(sequence, exporter.rigs[0])
+    sequence = retarget(sequence, output_rig(exporter, sequence.rig))
     rig = get_registry("rig").get(sequence.rig)
     sequence.check_rig(rig)
     with atomic_output(target, overwrite=overwrite) as temp:
