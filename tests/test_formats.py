@@ -319,3 +319,11 @@ def test_writing_checks_the_width_against_the_rig(tmp_path):
         "this sequence has 51 controls for rig 'arkit-52', but rig 'arkit-52' has 52: retarget it first"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sequence_is_read_only_but_leaves_the_callers_array_writable():
+    values = np.zeros((2, 52), dtype=np.float32)
+    sequence = RigSequence(values, fps=60, rig="arkit-52")
+    values[0, 0] = 1.0
+    with pytest.raises(ValueError):
+        sequence.values[0, 0] = 2.0

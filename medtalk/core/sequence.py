@@ -33,6 +33,8 @@ class RigSequence:
             raise InputError("a rig sequence holds NaN or infinite values: replace them with real numbers")
         if not (np.isfinite(self.fps) and self.fps > 0):
             raise InputError(f"fps must be a positive number, got {self.fps}")
+        # A read-only view: the sequence is immutable, and the caller's own array keeps its flags.
+        values = values.view()
         values.setflags(write=False)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "fps", float(self.fps))
