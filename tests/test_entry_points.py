@@ -153,7 +153,16 @@ def test_a_loaded_plugin_adds_its_exporter_and_command(site, real_txt, tmp_path)
 
 def test_a_plugin_left_out_adds_nothing(site):
     result = medtalk(site, "", "components", "--kind", "exporter", "--json")
-    assert [c["name"] for c in json.loads(result.stdout)] == ["csv", "json", "txt"]
+    assert [c["name"] for c in json.loads(result.stdout)] == [
+        "blender-py",
+        "csv",
+        "json",
+        "livelink",
+        "maya-anim",
+        "maya-py",
+        "txt",
+        "unreal-curves",
+    ]
     assert medtalk(site, "", "shout").returncode == 2
 
 

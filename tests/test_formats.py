@@ -298,8 +298,8 @@ def test_an_unknown_extension_asks_for_the_format(tmp_path, monkeypatch):
     with pytest.raises(InputError) as error:
         read_sequence("clip.fbx")
     assert (
-        str(error.value)
-        == "clip.fbx: no format matches the extension '.fbx': pass --from FORMAT (one of csv, json, txt)"
+        str(error.value) == "clip.fbx: no format matches the extension '.fbx': "
+        "pass --from FORMAT (one of csv, json, livelink, txt)"
     )
 
 

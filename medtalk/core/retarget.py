@@ -12,12 +12,14 @@ A mapping is a YAML or JSON file (docs/retargeting.md):
 
 Targets not listed stay 0. A control name that the rig repeats (the MetaHuman tongue-tip pair) means
 its first column as a source and all its columns as a target; ``NAME#2`` picks the second column.
-Built-in mappings ship in ``medtalk/data/mappings/SOURCE__to__TARGET.yaml``.
+Each target column and each source within one sum is listed once; a key repeated in the file is an
+error, not a silent override. Built-in mappings ship in ``medtalk/data/mappings/SOURCE__to__TARGET.yaml``.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -112,18 +114,42 @@ def load_mapping(path: str | os.PathLike[str]) -> RigMapping:
     return parse_mapping(_parse_document(str(source), text, source.suffix.lower()), str(source))
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None = None) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def _parse_document(name: str, text: str, suffix: str) -> Any:
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_pairs)
         except json.JSONDecodeError as error:
             raise FileFormatError(
                 f"{name}, line {error.lineno}: not valid JSON ({error.msg}): fix the syntax"
             ) from None
+        except _DuplicateKey as duplicate:
+            raise FileFormatError(
+                f"{name}: '{duplicate.key}' appears twice in one object: list each key once"
+            ) from None
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except _DuplicateKey as duplicate:
+        raise FileFormatError(
+            f"{name}, line {duplicate.line}: '{duplicate.key}' appears twice in one mapping: "
+            "list each key once"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -131,7 +157,35 @@ def _parse_document(name: str, text: str, suffix: str) -> Any:
         raise FileFormatError(f"{name}{where}: not valid YAML ({problem}): fix the syntax") from None
 
 
+@functools.cache
+def _yaml_loader() -> type:
+    """PyYAML's SafeLoader, refusing repeated keys and reading ``1e-3`` as a number (as YAML 1.2 does)."""
+    import re
+
+    import yaml
+
+    class MappingLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            self.flatten_mapping(node)
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float)) or key is None:
+                    if key in seen:
+                        raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    MappingLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return MappingLoader
+
+
 def parse_mapping(document: Any, name: str) -> RigMapping:
+    """The mapping a parsed YAML/JSON ``document`` describes; ``name`` (the file) starts every error."""
     import numpy as np
 
     if not isinstance(document, dict):
@@ -148,20 +202,32 @@ def parse_mapping(document: Any, name: str) -> RigMapping:
             "the keys are source_rig, target_rig, targets, description"
         )
     rigs = get_registry("rig")
-    try:
-        source_rig, target_rig = rigs.get(str(document["source_rig"])), rigs.get(str(document["target_rig"]))
-    except UnknownComponentError as error:
-        raise FileFormatError(f"{name}: {error}") from None
+    found = []
+    for key in ("source_rig", "target_rig"):
+        try:
+            found.append(rigs.get(str(document[key])))
+        except UnknownComponentError as error:
+            raise FileFormatError(f"{name}, {key}: {error}") from None
+    source_rig, target_rig = found
     targets = document["targets"]
     if not isinstance(targets, dict):
         raise FileFormatError(
             f"{name}: 'targets' must map target control names to entries: see docs/retargeting.md"
         )
+    if not targets:
+        raise FileFormatError(f"{name}: 'targets' is empty: list at least one target control")
     weights = np.zeros((target_rig.num_controls, source_rig.num_controls), dtype=np.float64)
     offsets = np.zeros(target_rig.num_controls, dtype=np.float64)
+    set_by: dict[int, str] = {}
     for target_name, entry in targets.items():
         where = f"{name}, target '{target_name}'"
         rows = _columns(target_rig, str(target_name), where, as_target=True)
+        for row in rows:
+            if row in set_by:
+                raise FileFormatError(
+                    f"{where}: the same column as target '{set_by[row]}': list each target column once"
+                )
+            set_by[row] = str(target_name)
         if not isinstance(entry, dict) or not set(entry) <= {"sum", "offset"}:
             raise FileFormatError(
                 f"{where}: an entry is {{sum: {{SOURCE: WEIGHT, ...}}, offset: NUMBER}}: "
@@ -171,13 +237,18 @@ def parse_mapping(document: Any, name: str) -> RigMapping:
         sources = entry.get("sum", {})
         if not isinstance(sources, dict):
             raise FileFormatError(f"{where}: 'sum' must map source control names to weights")
+        used: dict[int, str] = {}
         for source_name, weight in sources.items():
-            (column,) = _columns(
-                source_rig, str(source_name), f"{where}, source '{source_name}'", as_target=False
-            )
-            value = _number(weight, f"{where}, source '{source_name}': weight")
+            source_where = f"{where}, source '{source_name}'"
+            (column,) = _columns(source_rig, str(source_name), source_where, as_target=False)
+            if column in used:
+                raise FileFormatError(
+                    f"{source_where}: the same column as source '{used[column]}': list each source once"
+                )
+            used[column] = str(source_name)
+            value = _number(weight, f"{source_where}: weight")
             for row in rows:
-                weights[row, column] += value
+                weights[row, column] = value
         for row in rows:
             offsets[row] = offset
     return RigMapping(source_rig.name, target_rig.name, weights, offsets, origin=name)
@@ -201,6 +272,15 @@ def _columns(rig: RigSpec, reference: str, where: str, *, as_target: bool) -> tu
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FileFormatError(f"{where} {value!r} is not a number: write a plain number")
-    return float(value)
+    """``value`` as a float, or one line naming ``where`` and what was written instead of a number."""
+    if value is None or isinstance(value, bool):
+        shown = "null" if value is None else str(value).lower()
+    elif isinstance(value, (int, float)):
+        if math.isfinite(value):
+            return float(value)
+        raise FileFormatError(f"{where} {value} is not a finite number: write a plain number such as 0.5")
+    elif isinstance(value, str):
+        shown = repr(value)
+    else:
+        shown = "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"
+    raise FileFormatError(f"{where} {shown} is not a number: write a plain number such as 0.5")

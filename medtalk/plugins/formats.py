@@ -153,8 +153,8 @@ class CsvImporter(Importer):
 
     @classmethod
     def sniff(cls, head: str) -> bool:
-        first = head.splitlines()[0] if head else ""
-        return not first.startswith("Timecode")
+        lines = head.lstrip("\ufeff").splitlines()
+        return not (lines and lines[0].startswith("Timecode"))
 
     def read(self, path: Path) -> RigSequence:
         from medtalk.core.sequence import RigSequence
