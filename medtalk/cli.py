@@ -207,6 +207,15 @@ def export(
         Path | None,
         typer.Option(metavar="FILE", help="Retarget through this mapping file first (docs/retargeting.md)."),
     ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-O",
+            metavar="KEY=VALUE",
+            help="An option of the output format, repeatable (see 'medtalk config default FORMAT').",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Convert a rig sequence from one format (and rig) to another."""
@@ -226,9 +235,13 @@ def export(
             "the file states it; drop the option"
         )
     rig_mapping = load_mapping(mapping) if mapping is not None else None
-    sequence = read_sequence(source, importer_name, options)
     exporter_name = format_for("exporter", output, to)
-    written = write_sequence(sequence, output, exporter_name, overwrite=force, mapping=rig_mapping)
+    exporter_options = parse_options(option or [])
+    get_registry("exporter").build({"type": exporter_name, **exporter_options})  # refuse bad options early
+    sequence = read_sequence(source, importer_name, options)
+    written = write_sequence(
+        sequence, output, exporter_name, exporter_options, overwrite=force, mapping=rig_mapping
+    )
     mapped_rig = rig_mapping.target if rig_mapping is not None else sequence.rig
     written_rig = output_rig(get_registry("exporter").get(exporter_name), mapped_rig)
     rigs = sequence.rig if written_rig == sequence.rig else f"{sequence.rig} retargeted to {written_rig}"
@@ -236,6 +249,24 @@ def export(
         f"wrote {written} ({sequence.num_frames} frames, {sequence.duration:.2f} s at {sequence.fps:g} fps, "
         f"rig {rigs})"
     )
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> a dict, values read as YAML scalars (``3`` a number, ``true`` a bool)."""
+    import yaml
+
+    from medtalk.core.errors import ConfigError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--option needs KEY=VALUE, got '{pair}': e.g. --option start_frame=0")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options
 
 
 def _print_json(value: Any) -> None:

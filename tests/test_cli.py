@@ -214,3 +214,30 @@ def test_debug_shows_the_traceback(real_txt, tmp_path, register_plugin, capsys):
     assert run_cli(["--debug", "export", str(real_txt), "-o", str(tmp_path / "x.bug")]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError" in err and "in write" in err
+
+
+def test_export_passes_format_options(real_txt, tmp_path):
+    out = tmp_path / "take.py"
+    args = ["export", str(real_txt), "--to", "maya-py", "-O", "start_frame=101", "-O", "namespace=hero:"]
+    assert run_cli([*args, "-o", str(out)]) == 0
+    script = out.read_text()
+    assert "START_FRAME = 101" in script and "NAMESPACE = 'hero:'" in script
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("start_frame", "error: --option needs KEY=VALUE, got 'start_frame': e.g. --option start_frame=0\n"),
+        (
+            "strat_frame=1",
+            "error: invalid config for exporter 'maya-py': unknown field 'strat_frame' (did you mean "
+            "'start_frame'?); its fields are: start_frame, namespace\n",
+        ),
+    ],
+)
+def test_bad_format_options_are_refused_before_reading(option, expected, real_txt, tmp_path, capsys):
+    assert (
+        run_cli(["export", str(real_txt), "--to", "maya-py", "-O", option, "-o", str(tmp_path / "t.py")]) == 2
+    )
+    assert capsys.readouterr().err == expected
+    assert list(tmp_path.iterdir()) == []
