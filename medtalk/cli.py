@@ -263,9 +263,11 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         if not separator or not key.strip():
             raise ConfigError(f"--option needs KEY=VALUE, got '{pair}': e.g. --option start_frame=0")
         try:
-            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
-            options[key.strip()] = value
+            parsed = value
+        # Only scalars are read as YAML: "hero:" is a namespace, not a mapping.
+        options[key.strip()] = parsed if isinstance(parsed, (bool, int, float)) else value
     return options
 
 
