@@ -327,3 +327,10 @@ def test_a_sequence_is_read_only_but_leaves_the_callers_array_writable():
     values[0, 0] = 1.0
     with pytest.raises(ValueError):
         sequence.values[0, 0] = 2.0
+
+
+def test_json_values_are_the_correctly_rounded_six_decimals(tmp_path):
+    values = np.random.default_rng(7).uniform(-1, 1, size=(2000, 52)).astype(np.float32)
+    path = write_sequence(RigSequence(values, fps=60, rig="arkit-52"), tmp_path / "r.json")
+    written = [curve["values"] for curve in json.loads(path.read_text())["curves"]]
+    assert written == [[round(v, 6) for v in column] for column in values.T.tolist()]
