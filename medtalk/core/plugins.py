@@ -27,6 +27,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.formats",
     "medtalk.plugins.dcc",
     "medtalk.plugins.preview",
+    "medtalk.plugins.featurizers",
+    "medtalk.plugins.model_parts",
+    "medtalk.plugins.datasets",
+    "medtalk.plugins.metrics",
+    "medtalk.plugins.training",
 )
 
 

@@ -1,0 +1,1 @@
+"""Training data: datasets, batching with masks, the on-disk feature cache."""

@@ -1,0 +1,1 @@
+"""Built-in audio featurizers that need no model."""

@@ -1,0 +1,1 @@
+"""Built-in model parts: the motion autoencoder, ACM, CMF, guidance encoders."""

@@ -1,0 +1,1 @@
+"""Built-in training stages and the medtalk train command."""
