@@ -61,9 +61,9 @@ def test_unknown_kind_is_named_like_an_unknown_component():
 
 def test_a_kind_with_nothing_registered_says_so():
     with pytest.raises(UnknownComponentError) as error:
-        build("trainer", {"type": "acm"})
+        build("transcriber", {"type": "whisper"})
     assert str(error.value) == (
-        "unknown trainer 'acm': none is registered (is a plugin missing? see 'medtalk plugins')"
+        "unknown transcriber 'whisper': none is registered (is a plugin missing? see 'medtalk plugins')"
     )
 
 
