@@ -176,11 +176,31 @@ class Dataset(Component):
 
 
 class Trainer(Component):
-    """One training stage of the model."""
+    """One training stage of the model.
+
+    The runner (``medtalk.core.training``) owns the optimiser, schedule, checkpoints, logs and data
+    parallelism; a stage says what it needs from the data, which parts of the model train (all others
+    are frozen), how an epoch's batches are drawn, and which loss terms a batch gives.
+    """
+
+    # Per-sample inputs the stage needs beyond the rig: "content", "emotion", "text", "label", "guidance".
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def phases(self) -> list[tuple[str, int]]:
+        """(phase name, epochs) in training order; one phase named after the stage by default."""
+        return [(self.name, int(getattr(self.config, "epochs", 1)))]
 
     @abstractmethod
-    def fit(self, pipeline: Any, dataset: Dataset) -> dict[str, float]:
-        """Train ``pipeline`` in place on ``dataset``; return the final loss terms."""
+    def trainable_parts(self, model: Any) -> list[Any]:
+        """The ``nn.Module`` parts of ``model`` that this stage trains."""
+
+    @abstractmethod
+    def batches(self, data: Any, phase: str, seed: int, rank: int, world_size: int) -> Iterator[Any]:
+        """One epoch of batches of ``phase`` for this rank, deterministic for ``seed``."""
+
+    @abstractmethod
+    def losses(self, model: Any, batch: Any, phase: str) -> dict[str, Any]:
+        """Loss terms of one batch as scalar tensors; ``"total"`` is the one optimised."""
 
 
 class Model(Component):

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.datasets",
     "medtalk.plugins.metrics",
     "medtalk.plugins.training",
+    "medtalk.plugins.postprocessors",
 )
 
 
