@@ -13,6 +13,8 @@ _LAZY = {
     "build": "medtalk.core.plugins",
     "get_registry": "medtalk.core.plugins",
     "get_plugin_manager": "medtalk.core.plugins",
+    "Pipeline": "medtalk.core.pipeline",
+    "BundleModel": "medtalk.core.pipeline",
     "RigSpec": "medtalk.core.rig",
     "RigSequence": "medtalk.core.sequence",
     "Audio": "medtalk.core.audio",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
     )
     from medtalk.core.errors import MedtalkError, MedtalkWarning
     from medtalk.core.fileio import read_sequence, write_sequence
+    from medtalk.core.pipeline import BundleModel, Pipeline
     from medtalk.core.plugins import build, get_plugin_manager, get_registry
     from medtalk.core.rig import RigSpec
     from medtalk.core.sequence import RigSequence
