@@ -335,7 +335,7 @@ def test_ddp_under_torchrun_with_gloo(workspace):
             "epochs": 1,
             "batch_size": 2,
         },
-        {"type": "acm", "dataset": data, "epochs": 1, "batch_size": 2},
+        {"type": "acm", "dataset": data, "epochs": 4, "batch_size": 2, "lr": 3e-3},
     ]
     config = write_config(
         workspace,
@@ -362,5 +362,41 @@ def test_ddp_under_torchrun_with_gloo(workspace):
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in (workspace / "run" / "log.jsonl").read_text().splitlines()]
     # 9 samples in batches of 2 on 2 ranks: 2 full batches per rank per epoch; rank 0 logs its own.
-    assert sum(1 for r in records if r["stage"] == "acm") == 2
+    assert sum(1 for r in records if r["stage"] == "acm") == 2 * 4
+    acm = epoch_means(workspace / "run")[("acm", "acm")]
+    assert acm[-1] < acm[0], acm
     assert (workspace / "run" / "bundle" / "model.safetensors").exists()
+
+
+def epoch_means(run: Path) -> dict[tuple[str, str], list[float]]:
+    """Mean total loss per epoch, by (stage, phase)."""
+    sums: dict[tuple[str, str, int], list[float]] = {}
+    for record in map(json.loads, (run / "log.jsonl").read_text().splitlines()):
+        sums.setdefault((record["stage"], record["phase"], record["epoch"]), []).append(record["total"])
+    means: dict[tuple[str, str], list[float]] = {}
+    for (stage, phase, _), totals in sorted(sums.items()):
+        means.setdefault((stage, phase), []).append(sum(totals) / len(totals))
+    return means
+
+
+def test_every_stage_loss_falls_and_stage_one_reconstructs_within_ten_percent_of_the_variance(workspace):
+    stages = all_stages(epochs=6, batch_size=3)
+    stages[0]["lr"] = 1e-3
+    for stage in stages[1:]:
+        stage["lr"] = 3e-3
+    run_training(load_training_config(write_config(workspace, stages)))
+    for (stage, phase), means in epoch_means(workspace / "run").items():
+        assert means[-1] < means[0], (stage, phase, means)
+
+    from medtalk.core.model.modules import MedtalkModel
+    from medtalk.plugins.datasets import read_manifest
+
+    config = load_training_config(workspace / "train.yaml")
+    model = MedtalkModel.from_config(config.model)
+    model.load_state_dict(stage_weights(workspace / "run", "disentangle"))
+    samples = read_manifest(workspace / "corpus" / "manifest.jsonl", "metahuman-174", 60.0)
+    rigs = [torch.tensor(sample.rig) for _, sample in samples]
+    with torch.no_grad():
+        errors = [((model.motion(r[None])[0] - r) ** 2).mean() for r in rigs]
+    variance = torch.cat(rigs).var()
+    assert float(torch.stack(errors).mean()) < 0.1 * float(variance)
