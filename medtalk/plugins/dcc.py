@@ -16,6 +16,7 @@ from pydantic import Field
 from medtalk import hookimpl
 from medtalk.core.components import ComponentConfig, Exporter, Importer
 from medtalk.core.errors import FileFormatError, OutputError
+from medtalk.plugins.formats import checked_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -478,18 +479,7 @@ def _live_link_rows(
 
 
 def _live_link_value(path: Path, line: int, name: str, token: str) -> float:
-    where = f"{path}, line {line}, column {name}"
-    try:
-        value = float(token)
-    except ValueError:
-        raise FileFormatError(
-            f"{where}: {token.strip()!r} is not a number: write plain decimal numbers"
-        ) from None
-    if not math.isfinite(value):
-        raise FileFormatError(
-            f"{where}: {token.strip()!r} is not a finite number: replace NaN/inf with real values"
-        )
-    return value
+    return checked_number(token, f"{path}, line {line}, column {name}")
 
 
 def _live_link_times(

@@ -74,7 +74,11 @@ def _parse_table(path: Path, rows: list[tuple[int, str]], width: int, rig_name: 
 
 
 def _token_value(path: Path, rows: list[tuple[int, str]], width: int, index: int, token: str) -> float:
-    where = f"{path}, line {rows[index // width][0]}, value {index % width + 1}"
+    return checked_number(token, f"{path}, line {rows[index // width][0]}, value {index % width + 1}")
+
+
+def checked_number(token: str, where: str) -> float:
+    """``token`` as a finite float; anything else is a one-line FileFormatError starting with ``where``."""
     try:
         value = float(token)
     except ValueError:
