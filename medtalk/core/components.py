@@ -10,11 +10,13 @@ this module never imports torch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from medtalk.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from medtalk.core.audio import Audio
@@ -70,9 +72,13 @@ class Featurizer(Component):
 class Transcriber(Component):
     """Audio -> text with word times."""
 
+    # True for aligners, which time a transcript the caller gives instead of recognising the words.
+    needs_text: ClassVar[bool] = False
+
     @abstractmethod
-    def __call__(self, audio: Audio) -> Transcript:
-        """Transcribe 16 kHz mono audio."""
+    def __call__(self, audio: Audio, text: str | None = None) -> Transcript:
+        """Transcribe 16 kHz mono audio. ``text`` is what the caller knows was said: aligners time it
+        (and refuse to run without it); recognisers take it as a hint, as their documentation says."""
 
 
 class TextEncoder(Component):
@@ -105,13 +111,28 @@ class IntensityPredictor(Component):
 
 
 class GuidanceEncoder(Component):
-    """Emotion guidance (a label, a text or an image) -> emotion feature f (an ``nn.Module``)."""
+    """Emotion guidance (a label, a text or an image) -> emotion feature f (an ``nn.Module``).
+
+    Text and image guidance go through a frozen encoder (CLIP, MiniLM, face blendshapes) and then a
+    trainable projection (P_text, P_image). ``forward`` is the projection, on vectors; ``embed`` is the
+    frozen encoder, on the user's texts or image paths. The frozen encoder's weights are never part of the
+    module's state (a bundle holds only the projection) and load on the first ``embed``.
+    """
 
     modality: ClassVar[Literal["label", "text", "image"]]
+    # Whether ``embed`` runs a frozen encoder; False for encoders of precomputed vectors and for labels.
+    embeds: ClassVar[bool] = False
 
     @abstractmethod
     def forward(self, guidance: Any) -> Any:
         """Guidance values -> (B, 256) emotion feature."""
+
+    def embed(self, values: Sequence[str]) -> Any:
+        """Texts (text modality) or image paths (image modality) -> (B, input_dim) float32 numpy vectors,
+        the input ``forward`` takes. Only encoders with ``embeds = True`` implement it."""
+        raise ConfigError(
+            f"guidance encoder '{self.name}' has no frozen encoder: give it precomputed vectors"
+        )
 
 
 class MotionModel(Component):

@@ -22,7 +22,7 @@ DEFAULT_POSTPROCESSORS: tuple[dict[str, Any], ...] = ({"type": "savgol"},)
 
 
 def parse_guidance(guidance: str) -> tuple[str, str]:
-    """``label:happy`` / ``text:"smirking, raised brow"`` / ``image:face.npy`` -> (modality, value)."""
+    """``label:happy`` / ``text:"smirking, raised brow"`` / ``image:face.png`` -> (modality, value)."""
     modality, separator, value = guidance.partition(":")
     if not separator or modality not in ("label", "text", "image"):
         raise InputError(
@@ -130,21 +130,26 @@ class Pipeline:
             if value not in EMOTIONS:
                 raise InputError(f"unknown emotion label '{value}': use one of {', '.join(EMOTIONS)}")
             return torch.tensor([EMOTIONS.index(value)], device=self.device)
-        if modality == "text":
+        encoder = dict(self.model.guidance.items()).get(modality)
+        path = Path(value)
+        precomputed = modality == "image" and path.suffix.lower() in (".npy", ".json")
+        if encoder is not None and encoder.embeds and not precomputed:
+            vector = encoder.embed([value])[0]
+        elif modality == "text":
             if self.guidance_text_encoder is None:
                 raise ConfigError("this model was trained without text guidance: use label:NAME")
             vector = self.guidance_text_encoder(value).sentence
+        elif path.suffix.lower() == ".npy" and path.is_file():
+            vector = np.load(path, allow_pickle=False)
+        elif path.suffix.lower() == ".json" and path.is_file():
+            vector = json.loads(path.read_text(encoding="utf-8"))
+        elif precomputed:
+            raise InputError(f"{path}: no such file: check the path")
         else:
-            path = Path(value)
-            if path.suffix.lower() == ".npy" and path.is_file():
-                vector = np.load(path, allow_pickle=False)
-            elif path.suffix.lower() == ".json" and path.is_file():
-                vector = json.loads(path.read_text(encoding="utf-8"))
-            else:
-                raise InputError(
-                    f"{path}: image guidance takes a precomputed vector (.npy or .json) until an image "
-                    "encoder plugin is installed"
-                )
+            raise InputError(
+                f"{path}: this model's image guidance takes a precomputed vector (.npy or .json): "
+                "give one, or use a model trained with an image encoder such as face-blendshapes"
+            )
         return torch.from_numpy(np.asarray(vector, dtype=np.float32).reshape(1, -1)).to(self.device)
 
 

@@ -223,6 +223,16 @@ class Featurizers:
         self.cache = FeatureCache(config.cache if config.cache is not None else config.output / "cache")
         self._texts: dict[tuple[str, str], Any] = {}
 
+    def embed_guidance(self, encoder: Any, value: str) -> Any:
+        """A guidance encoder's frozen vector of one text or image path, computed once per run."""
+        key = (
+            "guidance:" + encoder.name + json.dumps(encoder.config.model_dump(mode="json"), sort_keys=True),
+            value,
+        )
+        if key not in self._texts:
+            self._texts[key] = encoder.embed([value])[0]
+        return self._texts[key]
+
     def encode_text(self, encoder: Any, text: str) -> Any:
         key = (encoder.name + json.dumps(encoder.config.model_dump(mode="json"), sort_keys=True), text)
         if key not in self._texts:
@@ -231,7 +241,11 @@ class Featurizers:
 
 
 def prepare_stage_data(
-    trainer: Any, dataset: Any, featurizers: Featurizers, config: TrainingConfig
+    trainer: Any,
+    dataset: Any,
+    featurizers: Featurizers,
+    config: TrainingConfig,
+    guidance_encoders: Mapping[str, Any] | None = None,
 ) -> StageData:
     """Compute what the stage needs for every sample, naming the first sample that lacks something."""
 
@@ -268,7 +282,9 @@ def prepare_stage_data(
         if "text" in needs and featurizers.text is not None and sample.transcript:
             item.text_tokens = featurizers.encode_text(featurizers.text, sample.transcript).tokens
         if "guidance" in needs:
-            item.guidance, item.guidance_modality = _guidance_vector(sample, featurizers, trainer.name)
+            item.guidance, item.guidance_modality = _guidance_vector(
+                sample, featurizers, trainer.name, guidance_encoders or {}
+            )
         items.append(item)
     if "label" in needs:
         unlabelled = next((s for s in samples if s.emotion is None), None)
@@ -282,12 +298,20 @@ def prepare_stage_data(
     return StageData(dataset, samples, items, config.fps, rig.index_set("intensity"), text_dim)
 
 
-def _guidance_vector(sample: Sample, featurizers: Featurizers, stage: str) -> tuple[np.ndarray, str]:
-    """The frozen-encoder vector of a sample's guidance: the text encoder's sentence vector, or an image's
-    precomputed vector file (.npy, or .json: a list of numbers, e.g. the 52 ARKit scores of a face)."""
+def _guidance_vector(
+    sample: Sample, featurizers: Featurizers, stage: str, guidance_encoders: Mapping[str, Any]
+) -> tuple[np.ndarray, str]:
+    """The frozen-encoder vector of a sample's guidance. The model's own guidance encoder computes it when
+    it has a frozen encoder inside (clip-text, minilm-text, face-blendshapes ...); otherwise it is the
+    sentence vector of features.guidance_text, or an image's precomputed vector file (.npy, or .json: a
+    list of numbers, e.g. the 52 ARKit scores of a face). A precomputed vector file is always accepted."""
     import numpy as np
 
     if sample.guidance_text:
+        encoder = guidance_encoders.get("text")
+        if encoder is not None and encoder.embeds:
+            vector = featurizers.embed_guidance(encoder, sample.guidance_text)
+            return np.asarray(vector, dtype=np.float32).reshape(-1), "text"
         if featurizers.guidance_text is None:
             raise ConfigError(
                 f"sample '{sample.id}' has text guidance: set features.guidance_text to a text encoder"
@@ -296,14 +320,18 @@ def _guidance_vector(sample: Sample, featurizers: Featurizers, stage: str) -> tu
         return np.asarray(vector, dtype=np.float32), "text"
     if sample.guidance_image is not None:
         path = Path(sample.guidance_image)
+        encoder = guidance_encoders.get("image")
+        if encoder is not None and encoder.embeds and path.suffix.lower() not in (".npy", ".json"):
+            vector = featurizers.embed_guidance(encoder, str(path))
+            return np.asarray(vector, dtype=np.float32).reshape(-1), "image"
         if path.suffix.lower() == ".npy":
             vector = np.load(path, allow_pickle=False)
         elif path.suffix.lower() == ".json":
             vector = np.asarray(json.loads(path.read_text(encoding="utf-8")), dtype=np.float32)
         else:
             raise InputError(
-                f"{path}: image guidance is read as a precomputed vector (.npy or .json) here; images "
-                "themselves need an image encoder plugin"
+                f"{path}: the model's image guidance encoder takes precomputed vectors (.npy or .json): "
+                "give one, or use an image encoder such as face-blendshapes"
             )
         return np.asarray(vector, dtype=np.float32).reshape(-1), "image"
     raise InputError(
@@ -486,7 +514,7 @@ def run_training(
         options = {key: value for key, value in entry.items() if key != "dataset"}
         trainer = build("trainer", options)
         dataset = build("dataset", entry["dataset"])
-        data = prepare_stage_data(trainer, dataset, featurizers, config)
+        data = prepare_stage_data(trainer, dataset, featurizers, config, dict(model.guidance.items()))
         completed = _run_stage(
             trainer,
             model,

@@ -31,12 +31,27 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Phone:
+    """One phone with its start and end time in seconds.
+
+    ``symbol`` is an ARPAbet phone as the CMU dictionary writes it, upper case, without stress digits
+    (``AA`` .. ``ZH``), or ``SIL`` for a pause: the set pocketsphinx aligns to and the procedural
+    teacher's viseme table reads.
+    """
+
+    symbol: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Transcript:
-    """What was said, in which language, with word times where known."""
+    """What was said, in which language, with word times (and phone times, from aligners) where known."""
 
     text: str
     language: str | None = None
     words: tuple[Word, ...] = field(default_factory=tuple)
+    phones: tuple[Phone, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

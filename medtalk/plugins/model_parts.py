@@ -32,18 +32,21 @@ EMOTION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral
 class ImplementedWithTorch:
     """Mixin of a torch-free declaration: constructing it builds its torch implementation instead.
 
-    A declaration names its implementation in ``medtalk.core.model.modules`` with ``implementation``; the
-    implementation subclasses the declaration and ``nn.Module`` and inherits name and Config. Python then
-    runs the implementation's ``__init__`` on the instance returned here.
+    A declaration names its implementation with ``implementation``: a class name in
+    ``medtalk.core.model.modules``, or ``"package.module:ClassName"`` for one elsewhere (a plugin's own
+    torch module). The implementation subclasses the declaration and ``nn.Module`` and inherits name and
+    Config. Python then runs the implementation's ``__init__`` on the instance returned here.
     """
 
     implementation: ClassVar[str]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if "implementation" in vars(cls):
-            from medtalk.core.model import modules
+            import importlib
 
-            cls = getattr(modules, cls.implementation)
+            module_name, _, class_name = cls.implementation.rpartition(":")
+            module = importlib.import_module(module_name or "medtalk.core.model.modules")
+            cls = getattr(module, class_name)
         return super().__new__(cls)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
