@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
-import pytest
+# The suite runs as a fresh offline machine would: nothing may come from a model hub. Set before any
+# test imports huggingface_hub, which reads these once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from medtalk.core.plugins import get_plugin_manager
+import pytest  # noqa: E402 (after the environment above)
+
+from medtalk.core.plugins import get_plugin_manager  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_DIR = SHARED / "data" / "real" / "emoface_validation"

@@ -60,8 +60,11 @@ def test_unknown_kind_is_named_like_an_unknown_component():
 
 
 def test_a_kind_with_nothing_registered_says_so():
+    from medtalk.core.plugins import create_plugin_manager
+
+    empty = create_plugin_manager(load=False)  # the hook specs, no plugin at all
     with pytest.raises(UnknownComponentError) as error:
-        build("transcriber", {"type": "whisper"})
+        build("transcriber", {"type": "whisper"}, pm=empty)
     assert str(error.value) == (
         "unknown transcriber 'whisper': none is registered (is a plugin missing? see 'medtalk plugins')"
     )
