@@ -28,6 +28,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.dcc",
     "medtalk.plugins.preview",
     "medtalk.plugins.featurizers",
+    "medtalk.plugins.whisper",
+    "medtalk.plugins.emotion_features",
     "medtalk.plugins.alignment",
     "medtalk.plugins.hf",
     "medtalk.plugins.face",
