@@ -162,6 +162,22 @@ def test_temporal_conv_sees_exactly_its_window():
     assert mapper(torch.randn(2, 1, 80)).shape == (2, 1, 256)  # one frame: the edges repeat it
 
 
+def test_stacked_temporal_convs_widen_the_window_by_each_layer():
+    torch.manual_seed(3)
+    mapper = build(
+        "content_mapper", {"type": "temporal-conv", "input_dim": 8, "window": 5, "layers": 3}
+    ).eval()
+    features = torch.randn(1, 30, 8)
+    out = mapper(features)
+    inside, outside = features.clone(), features.clone()
+    inside[0, 21] += 1.0  # three layers of window 5: frame 15 sees frames 9..21
+    outside[0, 22] += 1.0
+    assert not torch.allclose(mapper(inside)[0, 15], out[0, 15])
+    assert torch.equal(mapper(outside)[0, 15], out[0, 15])
+    one_layer = build("content_mapper", {"type": "temporal-conv", "input_dim": 8, "window": 5})
+    assert set(one_layer.state_dict()) == {"conv.weight", "conv.bias", "fc.weight", "fc.bias"}
+
+
 # -------------------------------------------------------------------------------------------- CMF
 
 

@@ -103,6 +103,12 @@ class TemporalConvContentMapperConfig(ComponentConfig):
         default=9, ge=1, description="Frames the convolution sees around each frame (9 = 150 ms at 60 fps)"
     )
     hidden: int = Field(default=256, ge=1, description="Channels of the convolution")
+    layers: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Convolutions stacked with ReLU between them; each adds window - 1 frames of context",
+    )
     embedding: int = Field(
         default=256, ge=1, description="Size of the content embedding (the motion model's)"
     )

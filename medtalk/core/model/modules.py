@@ -119,6 +119,11 @@ class TemporalConvContentMapper(declared.TemporalConvContentMapperSpec, nn.Modul
         # Edges repeat the first and last frames: zero padding would read as a loud or silent frame
         # (log-mel of silence is far from 0) and twitch the lips at both ends of every clip.
         self.conv = nn.Conv1d(c.input_dim, c.hidden, c.window, padding="same", padding_mode="replicate")
+        # Named apart from ``conv`` so a one-layer mapper keeps the parameter names it always had.
+        self.deeper = nn.ModuleList(
+            nn.Conv1d(c.hidden, c.hidden, c.window, padding="same", padding_mode="replicate")
+            for _ in range(c.layers - 1)
+        )
         self.fc = nn.Linear(c.hidden, c.embedding)
 
     @property
@@ -126,10 +131,13 @@ class TemporalConvContentMapper(declared.TemporalConvContentMapperSpec, nn.Modul
         return self.config.embedding
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) -> (B, T, 256); frame t sees frames t - window//2 .. t + (window-1)//2."""
+        """(B, T, D) -> (B, T, 256); with one layer frame t sees frames t - window//2 .. t + (window-1)//2,
+        and each further layer widens that by the same amounts."""
         _check_size(features, 3, self.config.input_dim, "content features", "set input_dim to their size")
-        hidden = self.conv(features.transpose(1, 2)).transpose(1, 2)
-        return self.fc(F.relu(hidden))
+        hidden = F.relu(self.conv(features.transpose(1, 2)))
+        for conv in self.deeper:
+            hidden = F.relu(conv(hidden))
+        return self.fc(hidden.transpose(1, 2))
 
 
 # ---------------------------------------------------------------------------- intensity predictors
