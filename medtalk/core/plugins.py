@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.metrics",
     "medtalk.plugins.training",
     "medtalk.plugins.postprocessors",
+    "medtalk.plugins.teacher",
 )
 
 
