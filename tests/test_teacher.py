@@ -291,6 +291,18 @@ def test_describe_is_deterministic_for_an_rng_and_paraphrases():
     assert set(expression_features(smirk)) >= {"smirk", "raised-brow"}
 
 
+def test_no_description_says_eyes_are_wide_and_narrowed_at_once():
+    rng = np.random.default_rng(0)
+    for expression in EXPRESSIONS.values():
+        features = set(expression_features(expression))
+        assert not {"wide-eyes", "narrowed-eyes"} <= features, expression.name
+        for _ in range(5):
+            text = describe(expression, rng, max_features=5)
+            wide = any(phrase in text for phrase in ("eyes wide", "wide-eyed", "staring eyes"))
+            narrowed = any(phrase in text for phrase in ("narrowed", "squint"))
+            assert not (wide and narrowed), (expression.name, text)
+
+
 def test_describe_reads_a_rendered_pose(teacher):
     take = teacher.animate([], [], 1.0, expression="angry-seething", seed=0)
     features = expression_features(take.peak_pose)

@@ -593,6 +593,13 @@ FEATURES: tuple[Feature, ...] = (
         ),
     ),
     Feature(
+        "glare",
+        # Lids raised and tightened at once (AU5 + AU7) read as one look, not "wide-eyed, narrowed eyes".
+        lambda v: _high(v, "eye_squintInner") >= 0.4 and min(_both(v, "eye_blink")) <= -0.3,
+        ("glaring", "a hard glare", "a fierce stare", "eyes glaring"),
+        ("glare", "glaring", "glares", "stare", "staring hard", "fierce stare"),
+    ),
+    Feature(
         "narrowed-eyes",
         lambda v: _high(v, "eye_squintInner") >= 0.4,
         ("eyes narrowed", "squinting", "narrowed eyes", "a hard squint"),
@@ -668,7 +675,7 @@ FEATURES: tuple[Feature, ...] = (
 
 FEATURE_NAMES = tuple(feature.name for feature in FEATURES)
 # Features implied by a stronger one are not said twice ("grinning, smiling").
-_IMPLIED = {"grin": ("smile",)}
+_IMPLIED = {"grin": ("smile",), "glare": ("wide-eyes", "narrowed-eyes")}
 _RELAXED = ("a relaxed face", "a neutral face", "a calm expression", "expressionless", "a blank look",
             "a composed face")  # fmt: skip
 # Emotion words, for describing (sometimes) and for matching.
