@@ -201,6 +201,29 @@ def test_each_stage_trains_only_its_parts(workspace):
     assert changed("fim", "guidance") == {"guidance.text", "fusion"}
 
 
+def test_a_sample_with_text_and_image_trains_both_projections_and_label_guidance_can_stay_as_it_was(
+    workspace,
+):
+    manifest = workspace / "corpus" / "manifest.jsonl"
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for number, line in enumerate(lines):
+        vector = workspace / "corpus" / f"face_{number}.npy"
+        np.save(vector, np.full(4, number / len(lines), dtype=np.float32))
+        line["guidance_image"] = vector.name
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    stages = all_stages()
+    stages[-1]["train_fusion"] = False
+    config = load_training_config(write_config(workspace, stages))
+    config.model["guidance_encoders"]["image"] = {"type": "image-features", "input_dim": 4}
+    run_training(config)
+    run = workspace / "run"
+    before, after = stage_weights(run, "fim"), stage_weights(run, "guidance")
+    changed = {
+        ".".join(key.split(".")[:2]) for key in after if not torch.equal(before[key], after[key])
+    }
+    assert changed == {"guidance.text", "guidance.image"}
+
+
 def test_stage_one_reconstruction_improves_with_training(workspace):
     stages = [
         {

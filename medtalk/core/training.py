@@ -21,7 +21,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -282,9 +282,11 @@ def prepare_stage_data(
         if "text" in needs and featurizers.text is not None and sample.transcript:
             item.text_tokens = featurizers.encode_text(featurizers.text, sample.transcript).tokens
         if "guidance" in needs:
-            item.guidance, item.guidance_modality = _guidance_vector(
-                sample, featurizers, trainer.name, guidance_encoders or {}
-            )
+            # A sample with both a text and an image trains each projection once: one item per modality.
+            encoders = guidance_encoders or {}
+            for vector, modality in _guidance_vectors(sample, featurizers, trainer.name, encoders):
+                items.append(replace(item, guidance=vector, guidance_modality=modality))
+            continue
         items.append(item)
     if "label" in needs:
         unlabelled = next((s for s in samples if s.emotion is None), None)
@@ -298,16 +300,37 @@ def prepare_stage_data(
     return StageData(dataset, samples, items, config.fps, rig.index_set("intensity"), text_dim)
 
 
-def _guidance_vector(
+def _guidance_vectors(
     sample: Sample, featurizers: Featurizers, stage: str, guidance_encoders: Mapping[str, Any]
+) -> list[tuple[np.ndarray, str]]:
+    """(vector, modality) of each guidance a sample has: its text, and its image when the model has an
+    image encoder (or no text encoder). Each vector is its frozen encoder's, as ``_guidance_vector`` says."""
+    modalities = []
+    if sample.guidance_text and ("text" in guidance_encoders or not guidance_encoders):
+        modalities.append("text")
+    if sample.guidance_image is not None and ("image" in guidance_encoders or not guidance_encoders):
+        modalities.append("image")
+    if not modalities:
+        # Nothing the model can use: the single-modality path names what is missing.
+        return [_guidance_vector(sample, featurizers, stage, guidance_encoders)]
+    return [_guidance_vector(sample, featurizers, stage, guidance_encoders, m) for m in modalities]
+
+
+def _guidance_vector(
+    sample: Sample,
+    featurizers: Featurizers,
+    stage: str,
+    guidance_encoders: Mapping[str, Any],
+    modality: str | None = None,
 ) -> tuple[np.ndarray, str]:
-    """The frozen-encoder vector of a sample's guidance. The model's own guidance encoder computes it when
-    it has a frozen encoder inside (clip-text, minilm-text, face-blendshapes ...); otherwise it is the
-    sentence vector of features.guidance_text, or an image's precomputed vector file (.npy, or .json: a
-    list of numbers, e.g. the 52 ARKit scores of a face). A precomputed vector file is always accepted."""
+    """The frozen-encoder vector of a sample's guidance of ``modality`` (default: its text if it has one,
+    else its image). The model's own guidance encoder computes it when it has a frozen encoder inside
+    (clip-text, minilm-text, face-blendshapes ...); otherwise it is the sentence vector of
+    features.guidance_text, or an image's precomputed vector file (.npy, or .json: a list of numbers, e.g.
+    the 52 ARKit scores of a face). A precomputed vector file is always accepted."""
     import numpy as np
 
-    if sample.guidance_text:
+    if sample.guidance_text and modality in (None, "text"):
         encoder = guidance_encoders.get("text")
         if encoder is not None and encoder.embeds:
             vector = featurizers.embed_guidance(encoder, sample.guidance_text)

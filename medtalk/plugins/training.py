@@ -222,11 +222,20 @@ class FimTrainer(_AudioStage):
         return {"total": total, "recon": recon, "sim": sim, "int": intensity}
 
 
+class GuidanceConfig(StageConfig):
+    train_fusion: bool = Field(
+        default=True,
+        description="Train E_fuse too, as the paper does; false keeps the E_fuse that label guidance was "
+        "trained with, so label guidance gives exactly what it gave after the fim stage",
+    )
+
+
 class GuidanceTrainer(_AudioStage):
     """Stage 4: text and image guidance (eqs. 13-14): only P_text, P_image and E_fuse train."""
 
     name = "guidance"
-    Config = StageConfig
+    Config = GuidanceConfig
+    config: GuidanceConfig
     needs: ClassVar[frozenset[str]] = frozenset({"content", "emotion", "text", "guidance"})
 
     def trainable_parts(self, model: Any) -> list[Any]:
@@ -236,7 +245,8 @@ class GuidanceTrainer(_AudioStage):
                 "the guidance stage needs a text or image guidance encoder in the model config "
                 "(guidance_encoders: {text: {type: text-features, input_dim: N}})"
             )
-        return [*parts, model._part("fusion", "fusion encoder")]
+        fusion = model._part("fusion", "fusion encoder")
+        return [*parts, fusion] if self.config.train_fusion else parts
 
     def batches(self, data: Any, phase: str, seed: int, rank: int, world_size: int) -> Iterator[Any]:
         # A batch holds one modality: text and image guidance go through different projections.
