@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.training",
     "medtalk.plugins.postprocessors",
     "medtalk.plugins.teacher",
+    "medtalk.plugins.corpus",
 )
 
 
