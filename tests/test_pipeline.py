@@ -115,7 +115,7 @@ def test_an_unknown_model_name_is_one_line(tmp_path):
         Pipeline.from_pretrained("nope-model")
     assert str(error.value) == (
         "nope-model: no such model: give a bundle folder (from 'medtalk train') "
-        "or a model name (none registered)"
+        "or a model name (embedded, teacher)"
     )
 
 

@@ -26,12 +26,7 @@ if TYPE_CHECKING:
 def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on failure delete it."""
     target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder: give a file name to write")
-    if not target.parent.is_dir():
-        raise OutputError(f"{target}: the folder {target.parent} does not exist: create it first")
-    if target.exists() and not overwrite:
-        raise OutputError(f"{target}: already exists: choose another name, or pass --force to replace it")
+    check_output(target, overwrite=overwrite)
     try:
         temp = _create_temp_beside(target)
     except OSError as error:
@@ -46,6 +41,17 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> I
         if isinstance(error, OSError) and error.errno in _USER_FIXABLE_WRITE_ERRORS:
             raise _output_error(target, error) from error
         raise
+
+
+def check_output(target: Path, *, overwrite: bool = False) -> None:
+    """Refuse an output path that cannot be written: a folder, a missing folder, or (without
+    ``overwrite``) an existing file. Commands call it before long work, so a refusal costs nothing."""
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder: give a file name to write")
+    if not target.parent.is_dir():
+        raise OutputError(f"{target}: the folder {target.parent} does not exist: create it first")
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target}: already exists: choose another name, or pass --force to replace it")
 
 
 # Write failures the user can fix (space, permissions, read-only media); others are bugs to report.

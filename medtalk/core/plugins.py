@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.postprocessors",
     "medtalk.plugins.teacher",
     "medtalk.plugins.corpus",
+    "medtalk.plugins.run",
 )
 
 
