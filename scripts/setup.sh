@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Set up medtalk in ./.venv: torch==2.13.0 (the CPU wheel) first, then medtalk with the given extras.
-#   bash scripts/setup.sh            -> medtalk with the embedded (no-download) backends
+#   bash scripts/setup.sh            -> medtalk with the embedded (no-download) backends and the server
 #   bash scripts/setup.sh dev        -> the same plus the test tools
 # Installing torch first, pinned, matters: a bare `torch` requirement makes pip fetch a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="embedded"
-if [ "${1:-}" = "dev" ]; then extras="embedded,dev"; fi
+extras="embedded,serve"
+if [ "${1:-}" = "dev" ]; then extras="embedded,serve,dev"; fi
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "medtalk.plugins.teacher",
     "medtalk.plugins.corpus",
     "medtalk.plugins.run",
+    "medtalk.plugins.server",
 )
 
 
