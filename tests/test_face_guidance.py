@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 import medtalk
 import medtalk.plugins.face
+from medtalk.backends.face_guidance import native_stderr_silenced
 from medtalk.core.errors import ConfigError, InputError
 from medtalk.core.plugins import get_plugin_manager, get_registry
 from medtalk.plugins.rigs import ARKIT_52
@@ -302,3 +304,24 @@ def test_a_copy_loads_its_own_landmarker(encoder, images):
         twin.embed([str(images["portrait"])]), encoder.embed([str(images["portrait"])])
     )
     assert twin.load() is not encoder.load()
+
+
+# -------------------------------------------------------------------------------------- quiet stderr
+
+
+def test_loading_and_embedding_write_nothing_to_stderr(images, capfd):
+    # A fresh instance: MediaPipe logs from C++ to fd 2 each time a landmarker is created and run.
+    fresh = medtalk.build("guidance_encoder", {"type": "face-blendshapes"})
+    vectors = fresh.embed([str(images["portrait"]), str(images["wink"])])
+    assert vectors.shape == (2, 52)
+    captured = capfd.readouterr()
+    assert captured.err == ""
+
+
+def test_stderr_comes_back_after_an_error(capfd):
+    with pytest.raises(RuntimeError), native_stderr_silenced():
+        os.write(2, b"native noise\n")
+        raise RuntimeError("boom")
+    os.write(2, b"after\n")
+    print("python line", file=sys.stderr)
+    assert capfd.readouterr().err == "after\npython line\n"

@@ -8,11 +8,14 @@ instance, so it never enters the state dict: a bundle holds only the projection.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import os
+import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,36 @@ NOT_PREDICTED: tuple[str, ...] = ("tongueOut",)
 # Detection goes on past the second face only so that the error can say how many faces there are.
 MAX_FACES_COUNTED = 4
 INSTALL_HINT = "pip install 'medtalk[embedded]'"
+# File descriptor 2 is one per process: one redirect at a time, whichever encoder instance asks.
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while MediaPipe's native code runs, then back.
+
+    MediaPipe, TensorFlow Lite and absl log from C++ straight to fd 2 ("INFO: Created TensorFlow Lite
+    XNNPACK delegate", "W0000 ... inference_feedback_manager ..."), past sys.stderr and Python's logging,
+    and the CLI promises one clean line. Anything else written to fd 2 meanwhile, from any thread, is
+    lost too, so the redirect covers only the native calls. Python's own pending output is flushed first
+    so that it still reaches the real stderr.
+    """
+    with _STDERR_LOCK:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
 
 
 def bundled_model_path() -> Path:
@@ -138,7 +171,8 @@ class FaceBlendshapesGuidance(FaceBlendshapesGuidanceSpec, ImageFeatureGuidance)
             output_facial_transformation_matrixes=True,
         )
         try:
-            landmarker = vision.FaceLandmarker.create_from_options(options)
+            with native_stderr_silenced():
+                landmarker = vision.FaceLandmarker.create_from_options(options)
         except (RuntimeError, OSError, ValueError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigError(
@@ -161,7 +195,7 @@ class FaceBlendshapesGuidance(FaceBlendshapesGuidanceSpec, ImageFeatureGuidance)
         for row, value in enumerate(values):
             path = Path(value)
             pixels = read_rgb(path)
-            with self._lock:
+            with self._lock, native_stderr_silenced():
                 result = landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
             vectors[row] = self._face_vector(path, result)
         return vectors

