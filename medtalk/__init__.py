@@ -46,6 +46,7 @@ _LAZY = {
             "Dataset",
             "Trainer",
             "Model",
+            "StreamingForm",
         )
     },
 }
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
         Model,
         MotionModel,
         Postprocessor,
+        StreamingForm,
         TextEncoder,
         Trainer,
         Transcriber,

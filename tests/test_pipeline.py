@@ -81,6 +81,24 @@ def test_bad_guidance_is_one_line(pipeline, speech, guidance, expected):
     assert str(error.value) == expected
 
 
+def test_encode_guidance_gives_the_feature_f_of_each_guidance(pipeline):
+    import torch
+
+    from medtalk.core.data.samples import EMOTIONS
+
+    happy = pipeline.encode_guidance("label:happy")
+    expected = pipeline.model.encode_guidance("label", torch.tensor([EMOTIONS.index("happy")]))
+    assert happy.ndim == 2 and happy.shape[0] == 1 and not happy.requires_grad
+    torch.testing.assert_close(happy, expected)
+    text = pipeline.encode_guidance("text:a sad face")
+    assert text.shape == happy.shape and (text - happy).abs().max() > 1e-4
+    with pytest.raises(InputError) as error:
+        pipeline.encode_guidance("label:joyful")
+    assert str(error.value) == (
+        "unknown emotion label 'joyful': use one of angry, disgust, fear, happy, neutral, sad, surprise"
+    )
+
+
 def test_image_guidance_needs_a_model_trained_for_it(pipeline, speech, tmp_path):
     vector = tmp_path / "face.npy"
     np.save(vector, np.zeros(52, dtype=np.float32))

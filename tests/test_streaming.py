@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import Field
 
 from medtalk.core.audio import Audio
-from medtalk.core.components import ComponentConfig, Featurizer
+from medtalk.core.components import ComponentConfig, Featurizer, StreamingForm
 from medtalk.core.errors import ConfigError, InputError
 from medtalk.core.pipeline import Pipeline
 from medtalk.core.streaming import StreamingSession
@@ -291,3 +292,144 @@ def test_a_streaming_featurizer_with_other_framing_is_refused_in_one_line(tmp_pa
         "featurizer 'test-misframed' gives 100 frames for 16000 samples, not samples // 160 + 1 "
         "(frame k centred on sample k x 160): it cannot stream"
     )
+
+
+class ClipLevelConfig(ComponentConfig):
+    normalize: bool = Field(default=True, description="z-score both columns over the whole clip")
+    context_s: float = Field(default=0.08, description="context its streaming form declares on each side")
+
+
+class ClipLevel(Featurizer):
+    """Smoothed frame loudness and its change at 100 Hz, z-scored over the clip: a third-party featurizer
+    that cannot run on windows as it is, and streams through its streaming_form."""
+
+    name = "test-clip-level"
+    role = "emotion"
+    Config = ClipLevelConfig
+    dim = 2
+    rate_hz = 100.0
+
+    def __call__(self, audio):
+        padded = np.pad(audio.samples.astype(np.float64), 200)  # 25 ms windows centred on sample 160 k
+        frames = audio.num_samples // 160 + 1
+        windows = padded[np.arange(frames)[:, None] * 160 + np.arange(400)[None, :]]
+        level = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-10)
+        # Smoothing over +-3 frames and a delta over +-2 more: this reads 7 frames (+ the window) each side.
+        level = np.convolve(np.pad(level, 3, mode="edge"), np.ones(7) / 7, mode="valid")
+        ahead, behind = np.pad(level, 2, mode="edge")[4:], np.pad(level, 2, mode="edge")[:-4]
+        values = np.stack([level, (ahead - behind) * 25.0], axis=1)
+        if self.config.normalize:
+            values = (values - values.mean(axis=0)) / np.maximum(values.std(axis=0), 1e-6)
+        return FeatureSeq(values.astype(np.float32), rate_hz=100.0)
+
+    def streaming_form(self):
+        raw = ClipLevel(ClipLevelConfig(normalize=False))
+        columns = (0, 1) if self.config.normalize else ()
+        return StreamingForm(raw, self.config.context_s, self.config.context_s, running_z_score=columns)
+
+
+@pytest.fixture
+def clip_level_bundle(tmp_path, register_plugin):
+    """A bundle whose emotion featurizer is the third-party ClipLevel, with the given config."""
+
+    class Plugin:
+        from medtalk import hookimpl
+
+        @staticmethod
+        @hookimpl
+        def register_featurizers(register):
+            register(ClipLevel)
+
+    register_plugin(Plugin)
+    return lambda **config: make_bundle(tmp_path / "b", {"type": "test-clip-level", **config}, 2)
+
+
+def test_a_third_party_featurizer_streams_exactly_through_its_streaming_form(clip_level_bundle):
+    pipeline = Pipeline.from_pretrained(clip_level_bundle(normalize=False))
+    assert not ClipLevel.supports_streaming
+    samples = speech_like(3.0, seed=5)
+    offline = pipeline(Audio(samples), guidance="label:happy").values
+    exact_ms = StreamingSession(pipeline, "label:happy").exact_lookahead_ms
+    values, _, _ = stream(pipeline, samples, 1111, lookahead_ms=exact_ms)
+    np.testing.assert_allclose(values, offline, atol=2e-5, rtol=0)
+
+
+def test_a_third_party_running_z_score_stays_within_the_documented_tolerance(clip_level_bundle):
+    """docs/server.md: as prosody's, after the first second within 8% of each control's range and 0.4% on
+    average at the default look-ahead."""
+    pipeline = Pipeline.from_pretrained(clip_level_bundle())
+    samples = speech_like(4.0, seed=6)
+    offline = pipeline(Audio(samples), guidance="label:happy").values
+    values, _, _ = stream(pipeline, samples, 1600)
+    assert values.shape == offline.shape == (240, 174)
+    error = relative_error(values, offline)[60:]
+    assert error.max() <= 0.08
+    assert error.mean() <= 0.004
+    assert error.mean() > 1e-5  # the running statistics are not the clip's
+
+
+def test_too_little_declared_context_shows_in_the_frames(clip_level_bundle):
+    """The declared context is what streaming reads: declaring none cuts the smoothing short."""
+    pipeline = Pipeline.from_pretrained(clip_level_bundle(normalize=False, context_s=0.0))
+    samples = speech_like(3.0, seed=5)
+    offline = pipeline(Audio(samples), guidance="label:happy").values
+    exact_ms = StreamingSession(pipeline, "label:happy").exact_lookahead_ms
+    values, _, _ = stream(pipeline, samples, 1111, lookahead_ms=exact_ms)
+    assert np.abs(values - offline).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        (
+            lambda raw: StreamingForm(raw, -0.1, 0.05),
+            "has left_s -0.1 and right_s 0.05, where both must be seconds >= 0",
+        ),
+        (
+            lambda raw: StreamingForm(_OtherRate(), 0.1, 0.05),
+            "runs a featurizer of 2 dims at 50 Hz, not 2 dims at 100 Hz as the featurizer itself",
+        ),
+        (
+            lambda raw: StreamingForm(raw, 0.1, 0.05, running_z_score=(0, 2)),
+            "z-scores columns [0, 2], not all within 0..1",
+        ),
+    ],
+)
+def test_a_streaming_form_that_does_not_fit_is_refused_in_one_line(
+    clip_level_bundle, monkeypatch, form, expected
+):
+    pipeline = Pipeline.from_pretrained(clip_level_bundle())
+    monkeypatch.setattr(ClipLevel, "streaming_form", lambda self: form(ClipLevel(ClipLevelConfig())))
+    with pytest.raises(ConfigError) as error:
+        StreamingSession(pipeline)
+    assert str(error.value) == (
+        f"featurizer 'test-clip-level' cannot stream: its StreamingForm {expected}: fix its streaming_form"
+    )
+
+
+class _OtherRate(ClipLevel):
+    """ClipLevel at the wrong rate."""
+
+    rate_hz = 50.0
+
+
+def test_the_streaming_form_example_in_the_docs_streams(tmp_path, register_plugin):
+    import re
+    import types
+
+    from medtalk import hookimpl
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
+    source = re.search(
+        r"```python\n(import medtalk\nfrom medtalk.core.components import StreamingForm.*?)```", text, re.S
+    )
+    module = types.ModuleType("clip_energy_example")
+    exec(compile(source.group(1), "docs/plugin-hooks.md", "exec"), module.__dict__)
+    module.register_featurizers = hookimpl(lambda register: register(module.ClipEnergy))
+    register_plugin(module)
+    pipeline = Pipeline.from_pretrained(make_bundle(tmp_path / "b", {"type": "clip-energy"}, 1))
+    samples = speech_like(3.0, seed=2)
+    offline = pipeline(Audio(samples), guidance="label:happy").values
+    values, _, _ = stream(pipeline, samples, 1600)
+    error = relative_error(values, offline)[60:]
+    assert error.max() <= 0.08 and error.mean() <= 0.004

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -48,8 +49,34 @@ class Component(ABC):
         return doc.splitlines()[0] if doc else ""
 
 
+@dataclass(frozen=True)
+class StreamingForm:
+    """How a featurizer streams when it cannot simply run on windows of a stream as it is.
+
+    ``featurizer`` runs on short windows of the stream's audio: it gives the same ``dim`` and ``rate_hz``
+    as the featurizer it stands for, and frame k centred on sample k x hop (floor(samples / hop) + 1
+    frames). ``left_s`` is the audio before a frame's centre that it reads; ``right_s`` the audio after
+    it that must have arrived before the frame is final (a final frame is kept as it is).
+    The columns in ``running_z_score`` are z-scored with the mean and deviation of the final frames of
+    the stream so far, where the featurizer itself z-scores them over the whole clip (a column that does
+    not vary is only centred, as ``prosody`` does).
+    """
+
+    featurizer: Featurizer
+    left_s: float
+    right_s: float
+    running_z_score: tuple[int, ...] = ()
+
+
 class Featurizer(Component):
-    """Audio -> a frame-wise feature sequence at its own rate."""
+    """Audio -> a frame-wise feature sequence at its own rate.
+
+    Streaming (``medtalk serve``, ``StreamingSession``): a featurizer with ``supports_streaming = True``
+    runs on windows of the stream as it is (its context is measured). One that cannot (it looks ahead
+    without bound, or normalizes over the whole clip) may return a ``StreamingForm`` from
+    ``streaming_form``: the featurizer to run on windows instead, the context it needs and the columns
+    that get a running z-score. A featurizer with neither cannot stream.
+    """
 
     role: ClassVar[Literal["content", "emotion"]]
     supports_streaming: ClassVar[bool] = False
@@ -67,6 +94,11 @@ class Featurizer(Component):
     @abstractmethod
     def __call__(self, audio: Audio) -> FeatureSeq:
         """Featurize 16 kHz mono audio."""
+
+    def streaming_form(self) -> StreamingForm | None:
+        """How to stream this featurizer when ``supports_streaming`` is False, or None when it cannot
+        stream. Not consulted when ``supports_streaming`` is True (it then runs as it is)."""
+        return None
 
 
 class Transcriber(Component):

@@ -225,18 +225,18 @@ class Pipeline:
         from medtalk.core.sequence import RigSequence
 
         # Check the emotion before any audio work, so a typo costs no featurizing.
-        (modality, value), keyframes = check_request(guidance, emotion_track)
+        _, keyframes = check_request(guidance, emotion_track)
         fps = self.fps if fps is None else check_fps(fps)
         if not isinstance(audio, Audio):
             audio = load_audio(audio)
         frames = round(audio.duration * fps)
         if frames < 1:
             raise InputError(f"the audio is too short for one frame at {fps:g} fps: give a longer recording")
-        with torch.no_grad():
-            if keyframes is None:
-                feature = self.model.encode_guidance(modality, self._guidance_input(modality, value))
-                strength = None
-            else:
+        if keyframes is None:
+            feature = self.encode_guidance(guidance if guidance is not None else DEFAULT_GUIDANCE)
+            strength = None
+        else:
+            with torch.no_grad():
                 feature, strength = self._track_feature(keyframes, frames, fps)
         recognition = None
         if self.reads_text and transcript is None:
@@ -272,6 +272,17 @@ class Pipeline:
         for postprocessor in self.postprocessors:
             sequence = postprocessor(sequence, self.rig)
         return Animation(sequence, transcript if self.reads_text else None, recognition is not None)
+
+    def encode_guidance(self, guidance: str) -> Any:
+        """The emotion feature f of ``label:NAME``, ``text:...`` or ``image:PATH`` guidance: a (1, 256)
+        tensor (the model's guidance size) on the pipeline's device, what ``animate`` conditions a clip on.
+        Text or image guidance loads its frozen encoder on first use; bad guidance is a one-line
+        ``InputError`` or ``ConfigError``."""
+        import torch
+
+        modality, value = parse_guidance(guidance)
+        with torch.no_grad():
+            return self.model.encode_guidance(modality, self._guidance_input(modality, value))
 
     def transcribe(self, audio: Audio) -> Transcript:
         """The card's speech recogniser on ``audio`` (loaded on the first call, then kept)."""

@@ -12,9 +12,11 @@ Every stage works on a sliding window, so a chunk costs the same at minute 10 as
   measured once per pipeline by perturbing one frame (so a third-party part needs no declaration).
 
 Away from the edges the frames equal offline ``Pipeline(...)`` output when the look-ahead covers the
-right receptive field of the whole chain (docs/server.md gives the figures). Prosody's utterance
-z-score cannot be known before the utterance ends: streaming uses running statistics of the frames heard
-so far. Intensity comes from the emotion features alone (no transcript while streaming).
+right receptive field of the whole chain (docs/server.md gives the figures). A featurizer that cannot
+run on windows as it is streams through its ``streaming_form`` (``medtalk.core.components.StreamingForm``):
+a featurizer for windows with a declared context, and the columns whose whole-clip z-score, which cannot
+be known before the utterance ends, becomes a z-score over the frames heard so far. Intensity comes from
+the emotion features alone (no transcript while streaming).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from medtalk.core.errors import ConfigError, InputError
 if TYPE_CHECKING:
     import numpy as np
 
+    from medtalk.core.components import StreamingForm
     from medtalk.core.pipeline import Pipeline
     from medtalk.core.sequence import RigSequence
 
@@ -38,10 +41,6 @@ DEFAULT_LOOKAHEAD_MS = 100.0
 # further than half of it is treated as looking at the whole sequence, which cannot stream.
 _PROBE_FRAMES = 257
 _PROBE_AUDIO_S = 1.0
-# Featurizers that do not declare supports_streaming but have a windowed equivalent here (prosody's pitch
-# tracker and F0 interpolation look ahead without bound): they run on a window with this much context.
-_WINDOWED_LEFT_S = 0.1
-_WINDOWED_RIGHT_S = 0.05
 _MAX_CHUNK_SAMPLES = 16000 * 60  # one push may carry at most a minute of audio
 
 
@@ -86,42 +85,36 @@ class _PipelineProbe:
     # The furthest frame the first frames of a sequence read (Savitzky-Golay fits its edges to a whole
     # window, so frame 0 reads window - 1 frames ahead, further than a middle frame does).
     postprocessors_edge: int
-    featurizers: dict[tuple[str, str, bool, bool], tuple[_Reach, _Reach]] = field(default_factory=dict)
+    featurizers: dict[tuple[Any, ...], tuple[_Reach, _Reach]] = field(default_factory=dict)
 
 
 _probes: weakref.WeakKeyDictionary[Any, _PipelineProbe] = weakref.WeakKeyDictionary()
 
 
-def encode_pipeline_guidance(pipeline: Pipeline, guidance: str) -> Any:
-    """The guidance feature f (1, 256) of ``guidance`` (``label:happy``, ``text:...``, ``image:...``)."""
-    import torch
+@dataclass
+class _StreamPlan:
+    """How one featurizer streams: what runs on windows, its declared context (None: measured), and the
+    columns that get a running z-score."""
 
-    from medtalk.core.pipeline import parse_guidance
-
-    modality, value = parse_guidance(guidance)
-    public = getattr(pipeline, "encode_guidance", None)
-    with torch.no_grad():
-        if callable(public):
-            return public(guidance)
-        # Until Pipeline has a public guidance encoder, the one its __call__ uses.
-        return pipeline.model.encode_guidance(modality, pipeline._guidance_input(modality, value))
+    featurizer: Any
+    declared: _Reach | None
+    running_z_score: tuple[int, ...]
 
 
 class _FeatureStream:
     """One featurizer's frames for a stream: a cache of final frames and the provisional tail."""
 
-    def __init__(self, featurizer: Any, reach: _Reach, windowed: bool) -> None:
+    def __init__(self, featurizer: Any, reach: _Reach, running_z_score: tuple[int, ...]) -> None:
         import numpy as np
 
         self.featurizer = featurizer
         self.rate_hz = float(featurizer.rate_hz)
         hop = TARGET_SAMPLE_RATE / self.rate_hz
         self.hop = round(hop)
-        self.windowed = windowed
-        # Frames of context read on each side: the measured reach, plus one for safety.
+        # Frames of context read on each side: the measured or declared reach, plus one for safety.
         self.left = reach.left + 1
         self.right = reach.right + 1
-        self.normalizer = _RunningZScore(featurizer) if windowed else None
+        self.normalizer = _RunningZScore(running_z_score) if running_z_score else None
         self.cache = np.zeros((0, featurizer.dim), dtype=np.float32)
         self.cache_start = 0  # global index of cache[0]
         self.final_until = 0  # global index one past the last cached frame
@@ -167,15 +160,12 @@ class _FeatureStream:
 
 
 class _RunningZScore:
-    """Prosody's utterance z-score with the mean and deviation of the frames heard so far."""
+    """A whole-clip z-score of some columns, with the mean and deviation of the final frames so far."""
 
-    def __init__(self, featurizer: Any) -> None:
+    def __init__(self, columns: tuple[int, ...]) -> None:
         import numpy as np
 
-        from medtalk.plugins.emotion_features import PROSODY_FEATURES
-
-        names = [name for name, _ in PROSODY_FEATURES]
-        self.columns = np.array([i for i, name in enumerate(names) if name != "voiced"])
+        self.columns = np.array(columns, dtype=np.int64)
         self.count = 0
         self.sum = np.zeros(len(self.columns))
         self.sum_squares = np.zeros(len(self.columns))
@@ -198,7 +188,7 @@ class _RunningZScore:
         else:
             mean = self.sum / self.count
             std = np.sqrt(np.maximum(self.sum_squares / self.count - mean**2, 0.0))
-        # As Prosody's own z-score: a column that does not vary is only centred.
+        # As the featurizers' own z-scores do: a column that does not vary is only centred.
         scale = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         out = raw.astype(np.float32, copy=True)
         out[:, self.columns] = ((raw[:, self.columns] - mean) / scale).astype(np.float32)
@@ -233,33 +223,51 @@ class _AudioBuffer:
             self.start += drop
 
 
-def _streaming_featurizer(featurizer: Any, role: str) -> tuple[Any, bool]:
-    """(featurizer to run on windows, whether it is a windowed equivalent), or a one-line ConfigError."""
+def _stream_plan(featurizer: Any, role: str) -> _StreamPlan:
+    """How ``featurizer`` streams (as it is, or through its ``streaming_form``), or a one-line ConfigError."""
     if featurizer is None:
         raise ConfigError(f"this model's card names no {role} featurizer: it cannot animate audio")
     if getattr(featurizer, "supports_streaming", False):
-        return featurizer, False
-    if featurizer.name == "prosody":
-        from medtalk.core.plugins import build
-
-        # Raw units on windows; the utterance z-score becomes a running one (_RunningZScore).
-        spec = {"type": "prosody", **featurizer.config.model_dump(mode="json"), "normalize": "none"}
-        return build("featurizer", spec), featurizer.config.normalize == "utterance"
-    raise ConfigError(
-        f"the {role} featurizer '{featurizer.name}' cannot stream (it reads the whole clip): use a model "
-        "whose featurizers stream (logmel, prosody), or animate whole files with POST /v1/animate"
-    )
+        return _StreamPlan(featurizer, None, ())
+    form = featurizer.streaming_form()
+    if form is None:
+        raise ConfigError(
+            f"the {role} featurizer '{featurizer.name}' cannot stream (it reads the whole clip): use a model "
+            "whose featurizers stream (logmel, prosody), or animate whole files with POST /v1/animate"
+        )
+    return _StreamPlan(form.featurizer, _declared_reach(featurizer, form), tuple(form.running_z_score))
 
 
-def _probe_featurizer(featurizer: Any, windowed: bool) -> _Reach:
-    """How many frames before and after a sample's frame one sample changes."""
+def _declared_reach(featurizer: Any, form: StreamingForm) -> _Reach:
+    """The frames of context a ``StreamingForm`` declares, after checking that it fits its featurizer."""
+    windowed = form.featurizer
+    problem = None
+    if not all(math.isfinite(s) and s >= 0 for s in (form.left_s, form.right_s)):
+        problem = f"has left_s {form.left_s:g} and right_s {form.right_s:g}, where both must be seconds >= 0"
+    elif (windowed.dim, float(windowed.rate_hz)) != (featurizer.dim, float(featurizer.rate_hz)):
+        problem = (
+            f"runs a featurizer of {windowed.dim} dims at {float(windowed.rate_hz):g} Hz, not "
+            f"{featurizer.dim} dims at {float(featurizer.rate_hz):g} Hz as the featurizer itself"
+        )
+    elif any(not 0 <= column < featurizer.dim for column in form.running_z_score):
+        problem = f"z-scores columns {list(form.running_z_score)}, not all within 0..{featurizer.dim - 1}"
+    if problem is not None:
+        raise ConfigError(
+            f"featurizer '{featurizer.name}' cannot stream: its StreamingForm {problem}: "
+            "fix its streaming_form"
+        )
+    rate = float(windowed.rate_hz)
+    return _Reach(math.ceil(form.left_s * rate), math.ceil(form.right_s * rate))
+
+
+def _probe_featurizer(plan: _StreamPlan) -> _Reach:
+    """How many frames before and after a sample's frame one sample changes (as declared, for a
+    featurizer that streams through its streaming_form), after checking the framing either way."""
     import numpy as np
 
     from medtalk.core.audio import Audio
 
-    if windowed or featurizer.name == "prosody":
-        rate = float(featurizer.rate_hz)
-        return _Reach(math.ceil(_WINDOWED_LEFT_S * rate), math.ceil(_WINDOWED_RIGHT_S * rate))
+    featurizer = plan.featurizer
     hop_exact = TARGET_SAMPLE_RATE / float(featurizer.rate_hz)
     if abs(hop_exact - round(hop_exact)) > 1e-9:
         raise ConfigError(
@@ -272,11 +280,13 @@ def _probe_featurizer(featurizer: Any, windowed: bool) -> _Reach:
     middle = len(samples) // 2 // hop * hop
     base = featurizer(Audio(samples)).values
     if base.shape[0] != len(samples) // hop + 1:
-        # Windows are stitched by frame index: frame k must be centred on sample k x hop, as logmel's.
+        # Windows are stitched by frame index: frame k must be centred on sample k x hop.
         raise ConfigError(
             f"featurizer '{featurizer.name}' gives {base.shape[0]} frames for {len(samples)} samples, not "
             f"samples // {hop} + 1 (frame k centred on sample k x {hop}): it cannot stream"
         )
+    if plan.declared is not None:
+        return plan.declared
     changed = samples.copy()
     changed[middle] += 0.5
     moved = np.flatnonzero(np.abs(featurizer(Audio(changed)).values - base).max(axis=1) > 0)
@@ -375,19 +385,16 @@ def check_streaming(pipeline: Pipeline) -> None:
 
 def _streaming_parts(pipeline: Pipeline) -> tuple[list[_FeatureStream], _PipelineProbe]:
     """The feature streams of a new session and the pipeline's measured receptive fields."""
-    content, content_windowed = _streaming_featurizer(pipeline.content_featurizer, "content")
-    emotion, emotion_windowed = _streaming_featurizer(pipeline.emotion_featurizer, "emotion")
-    probe = _probe(pipeline, content, emotion)
-    key = (content.name, emotion.name, content_windowed, emotion_windowed)
+    content = _stream_plan(pipeline.content_featurizer, "content")
+    emotion = _stream_plan(pipeline.emotion_featurizer, "emotion")
+    probe = _probe(pipeline, content.featurizer, emotion.featurizer)
+    key = tuple((plan.featurizer.name, plan.declared is None) for plan in (content, emotion))
     if key not in probe.featurizers:
-        probe.featurizers[key] = (
-            _probe_featurizer(content, content_windowed),
-            _probe_featurizer(emotion, emotion_windowed),
-        )
+        probe.featurizers[key] = (_probe_featurizer(content), _probe_featurizer(emotion))
     content_reach, emotion_reach = probe.featurizers[key]
     streams = [
-        _FeatureStream(content, content_reach, content_windowed),
-        _FeatureStream(emotion, emotion_reach, emotion_windowed),
+        _FeatureStream(content.featurizer, content_reach, content.running_z_score),
+        _FeatureStream(emotion.featurizer, emotion_reach, emotion.running_z_score),
     ]
     return streams, probe
 
@@ -428,7 +435,7 @@ class StreamingSession:
         self.sample_rate = sample_rate
         # The featurizers first: a model that cannot stream is refused before its guidance is encoded.
         self._streams, probe = _streaming_parts(pipeline)
-        self.guidance_feature = encode_pipeline_guidance(pipeline, guidance)
+        self.guidance_feature = pipeline.encode_guidance(guidance)
         self._model_reach = probe.model
         self._post_reach = probe.postprocessors
         self._post_edge = probe.postprocessors_edge

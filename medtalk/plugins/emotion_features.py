@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from medtalk import hookimpl
 from medtalk.core.audio import TARGET_SAMPLE_RATE
-from medtalk.core.components import ComponentConfig, Featurizer
+from medtalk.core.components import ComponentConfig, Featurizer, StreamingForm
 from medtalk.core.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
@@ -62,6 +62,11 @@ PROSODY_FEATURES: tuple[tuple[str, str], ...] = (
     ("spectral_flatness", "fraction 0..1"),
 )
 _VOICED = 2  # the one dimension utterance normalization leaves as it is
+# Streaming runs prosody on windows with this much context (its streaming_form). The pitch tracker and
+# the F0 interpolation through unvoiced gaps look ahead without bound, so no context makes a frame exact:
+# 50 ms after its centre is the latency the tolerance in docs/server.md was measured with.
+STREAMING_LEFT_S = 0.1
+STREAMING_RIGHT_S = 0.05
 
 
 class ProsodyConfig(ComponentConfig):
@@ -96,6 +101,7 @@ class Prosody(Featurizer):
     role = "emotion"
     # DIO's contour fixing, the interpolation of F0 through unvoiced gaps and the +-2 frame deltas all look
     # ahead, and utterance normalization needs the whole clip: frames are not final until the clip ends.
+    # It streams windowed instead (streaming_form).
     supports_streaming = False
     Config = ProsodyConfig
     config: ProsodyConfig
@@ -140,6 +146,18 @@ class Prosody(Featurizer):
         if self.config.normalize == "utterance":
             _z_score_columns(out, keep=(_VOICED,))
         return FeatureSeq(out.astype(np.float32), rate_hz=self.rate_hz)
+
+    def streaming_form(self) -> StreamingForm:
+        """Raw units on windows with 100 ms of left context, final 50 ms after their centre; the utterance
+        z-score becomes a running one over the frames heard so far."""
+        windowed = Prosody(self.Config.model_validate({**self.config.model_dump(), "normalize": "none"}))
+        running = self.config.normalize == "utterance"
+        return StreamingForm(
+            featurizer=windowed,
+            left_s=STREAMING_LEFT_S,
+            right_s=STREAMING_RIGHT_S,
+            running_z_score=tuple(c for c in range(self.dim) if c != _VOICED) if running else (),
+        )
 
     def _track_pitch(self, samples: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """F0 in Hz per frame (0 where unvoiced) and the frame times in seconds.
