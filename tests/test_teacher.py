@@ -639,3 +639,15 @@ def test_takes_of_one_utterance_under_two_emotions_share_blinks_and_gaze(teacher
     shut = [np.flatnonzero(v[:, sided(rig, "eye_blink")].min(axis=1) > 0.99) for v in (angry, happy)]
     assert len(shut[0]) and np.array_equal(*shut)
     assert not np.allclose(angry[:, rig.index_set("upper")], happy[:, rig.index_set("upper")])
+
+
+def test_the_expression_sheet_draws_each_expression_in_its_own_cell(tmp_path):
+    from medtalk.teacher.sheet import expression_sheet, main
+
+    sheet = np.asarray(expression_sheet(["neutral", "happy-smirk", "neutral"], size=128, columns=3))
+    assert sheet.shape == (128, 3 * 128, 3)
+    neutral, smirk, neutral_again = (sheet[:, k * 128 : (k + 1) * 128] for k in range(3))
+    assert np.array_equal(neutral, neutral_again)
+    assert np.abs(neutral.astype(int) - smirk.astype(int)).sum() > 0
+    main([str(tmp_path / "sheet.png")])
+    assert (tmp_path / "sheet.png").stat().st_size > 10_000
