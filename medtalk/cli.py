@@ -335,6 +335,9 @@ def _print_warning(message: Any, category: type[Warning], filename: str, lineno:
 _default_showwarning = warnings.showwarning
 
 
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+
+
 def run_cli(argv: list[str]) -> int:
     """Run the CLI on ``argv`` (without the program name) and return the exit code."""
     from medtalk.core.errors import MedtalkError
@@ -347,6 +350,9 @@ def run_cli(argv: list[str]) -> int:
 
         command = typer.main.get_command(build_app(get_plugin_manager()))
         result = command.main(args=argv, prog_name="medtalk", standalone_mode=False)
+        if result == INTERRUPTED:
+            # Typer turns Ctrl-C into a silent exit code; the user should see why the command stopped.
+            errors.print("aborted", markup=False)
         return result if isinstance(result, int) else 0
     except MedtalkError as error:
         if debug:
@@ -355,7 +361,7 @@ def run_cli(argv: list[str]) -> int:
         return error.exit_code
     except typer.Abort:
         errors.print("aborted", markup=False)
-        return 130
+        return INTERRUPTED
     except Exception as error:
         if _is_usage_error(error):
             hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""

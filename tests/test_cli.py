@@ -209,6 +209,31 @@ def test_an_internal_error_exits_1_with_one_line_and_no_traceback(
     assert list(tmp_path.iterdir()) == []
 
 
+class InterruptedExporter(Exporter):
+    """Is interrupted half way, as by Ctrl-C."""
+
+    name = "interrupted"
+    extensions = (".int",)
+
+    def write(self, sequence, rig, path):
+        path.write_text("half")
+        raise KeyboardInterrupt
+
+
+class InterruptedPlugin:
+    @staticmethod
+    @hookimpl
+    def register_exporters(register):
+        register(InterruptedExporter)
+
+
+def test_ctrl_c_prints_aborted_exits_130_and_leaves_no_file(real_txt, tmp_path, register_plugin, capsys):
+    register_plugin(InterruptedPlugin)
+    assert run_cli(["export", str(real_txt), "-o", str(tmp_path / "x.int")]) == 130
+    assert capsys.readouterr().err == "aborted\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_debug_shows_the_traceback(real_txt, tmp_path, register_plugin, capsys):
     register_plugin(BuggyPlugin)
     assert run_cli(["--debug", "export", str(real_txt), "-o", str(tmp_path / "x.bug")]) == 1
