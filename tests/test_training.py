@@ -201,6 +201,35 @@ def test_each_stage_trains_only_its_parts(workspace):
     assert changed("fim", "guidance") == {"guidance.text", "fusion"}
 
 
+def test_the_bundle_carries_the_configs_post_processors_and_the_pipeline_applies_them(workspace):
+    from medtalk.core.fileio import read_sequence
+    from medtalk.core.pipeline import Pipeline
+    from medtalk.core.plugins import get_registry
+
+    stages = [{"type": "disentangle", "dataset": {"type": "paired", "path": "corpus/manifest.jsonl"}}]
+    stages[0].update(epochs=1, batch_size=3)
+    steps = [{"type": "savgol"}, {"type": "clamp"}]
+    run_training(load_training_config(write_config(workspace, stages, postprocessors=steps)))
+    card = json.loads((workspace / "run" / "bundle" / "model.json").read_text())
+    assert card["pipeline"]["postprocessors"] == steps
+    postprocessors = Pipeline.from_pretrained(workspace / "run" / "bundle").postprocessors
+    assert [type(step).name for step in postprocessors] == ["savgol", "clamp"]
+    rig = get_registry("rig").get("metahuman-174")
+    take = read_sequence(next((workspace / "corpus").glob("*.txt")))
+    clamped = postprocessors[1](take, rig)
+    low, high = np.array(rig.ranges, dtype=np.float32).T
+    assert ((clamped.values >= low) & (clamped.values <= high)).all()
+
+
+def test_an_unknown_post_processor_is_refused_when_the_config_is_read(workspace):
+    stages = [{"type": "disentangle", "dataset": {"type": "paired", "path": "corpus/manifest.jsonl"}}]
+    with pytest.raises(ConfigError) as error:
+        load_training_config(write_config(workspace, stages, postprocessors=[{"type": "clamps"}]))
+    assert str(error.value) == (
+        "unknown postprocessor 'clamps': valid names are clamp, savgol; did you mean 'clamp'?"
+    )
+
+
 def test_a_sample_with_text_and_image_trains_both_projections_and_label_guidance_can_stay_as_it_was(
     workspace,
 ):

@@ -64,6 +64,10 @@ class TrainingConfig(BaseModel):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="Featurizers and encoders")
     model: dict[str, Any] = Field(description="The model config (MedtalkModel.from_config)")
     stages: list[dict[str, Any]] = Field(description="The stages in order: {type, dataset, ...options}")
+    postprocessors: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Post-processors the bundle applies to its output, in order (default: savgol)",
+    )
     source: Path | None = Field(default=None, description="Where the config was read from (set by medtalk)")
 
 
@@ -102,6 +106,11 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
                 dataset[key] = str(base / dataset[key])
         stages.append({**stage, "dataset": dataset})
     updates["stages"] = stages
+    for spec in config.postprocessors or ():
+        # Checked now, so a typo surfaces before hours of training rather than at the first inference.
+        from medtalk.core.plugins import build
+
+        build("postprocessor", spec)
     return config.model_copy(update=updates)
 
 
@@ -403,7 +412,8 @@ def _save_atomically(obj: Any, path: Path) -> None:
 
 
 def _config_fingerprint(config: TrainingConfig) -> str:
-    relevant = config.model_dump(mode="json", exclude={"source", "cache", "output"})
+    # Post-processing acts at inference only: changing it does not make a checkpoint stale.
+    relevant = config.model_dump(mode="json", exclude={"source", "cache", "output", "postprocessors"})
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -719,12 +729,15 @@ def _write_bundle(
 ) -> None:
     from medtalk.core.model.bundle import save_bundle
 
+    pipeline: dict[str, Any] = {
+        "rig": config.rig,
+        "fps": config.fps,
+        "features": config.features.model_dump(mode="json"),
+    }
+    if config.postprocessors is not None:
+        pipeline["postprocessors"] = config.postprocessors
     card = {
-        "pipeline": {
-            "rig": config.rig,
-            "fps": config.fps,
-            "features": config.features.model_dump(mode="json"),
-        },
+        "pipeline": pipeline,
         "rig": config.rig,
         "fps": config.fps,
         "training": {
