@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from test_training import StandInPlugin, all_stages, make_corpus, write_config
+from test_training import StandInPlugin, train_small_bundle
 
 from medtalk import hookimpl
 from medtalk.core.components import Model
@@ -15,24 +15,12 @@ from medtalk.core.errors import ConfigError, InputError
 from medtalk.core.pipeline import BundleModel, Pipeline, parse_guidance
 from medtalk.core.plugins import build
 from medtalk.core.sequence import RigSequence
-from medtalk.core.training import load_training_config, run_training
 from medtalk.plugins.postprocessors import savgol_smooth
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    from medtalk.core.plugins import get_plugin_manager
-
-    folder = tmp_path_factory.mktemp("trained")
-    (folder / "corpus").mkdir()
-    make_corpus(folder / "corpus")
-    pm = get_plugin_manager()
-    pm.register(StandInPlugin, name="pipeline-stand-ins")
-    try:
-        run_training(load_training_config(write_config(folder, all_stages(epochs=2))))
-    finally:
-        pm.unregister(name="pipeline-stand-ins")
-    return folder / "run" / "bundle"
+    return train_small_bundle(tmp_path_factory.mktemp("trained"), "pipeline-stand-ins")
 
 
 @pytest.fixture

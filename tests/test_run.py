@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from test_training import StandInPlugin, all_stages, make_corpus, write_config
+from test_training import StandInPlugin, train_small_bundle
 
 from medtalk import hookimpl
 from medtalk.cli import run_cli
@@ -55,20 +55,7 @@ class AsrPlugin:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """A bundle trained for two epochs per stage on the training tests' corpus, naming the fake ASR."""
-    from medtalk.core.plugins import get_plugin_manager
-
-    folder = tmp_path_factory.mktemp("trained")
-    (folder / "corpus").mkdir()
-    make_corpus(folder / "corpus")
-    pm = get_plugin_manager()
-    pm.register(StandInPlugin, name="run-stand-ins")
-    try:
-        from medtalk.core.training import load_training_config, run_training
-
-        run_training(load_training_config(write_config(folder, all_stages(epochs=2))))
-    finally:
-        pm.unregister(name="run-stand-ins")
-    bundle = folder / "run" / "bundle"
+    bundle = train_small_bundle(tmp_path_factory.mktemp("trained"), "run-stand-ins")
     card_path = bundle / "model.json"
     card = json.loads(card_path.read_text())
     card["pipeline"]["transcriber"] = {"type": "test-counting-asr"}

@@ -148,6 +148,22 @@ def all_stages(epochs: int = 1, batch_size: int = 3) -> list[dict]:
     ]
 
 
+def train_small_bundle(folder: Path, plugin_name: str) -> Path:
+    """The training tests' corpus in ``folder``, trained two epochs per stage with the stand-in
+    featurizers registered meanwhile; returns the bundle (the inference tests' module fixture)."""
+    from medtalk.core.plugins import get_plugin_manager
+
+    (folder / "corpus").mkdir()
+    make_corpus(folder / "corpus")
+    pm = get_plugin_manager()
+    pm.register(StandInPlugin, name=plugin_name)
+    try:
+        run_training(load_training_config(write_config(folder, all_stages(epochs=2))))
+    finally:
+        pm.unregister(name=plugin_name)
+    return folder / "run" / "bundle"
+
+
 @pytest.fixture
 def workspace(tmp_path):
     (tmp_path / "corpus").mkdir()
