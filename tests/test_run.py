@@ -415,6 +415,43 @@ def test_the_readme_runs_the_example_speech():
     assert (ROOT / "examples" / "speech.wav").is_file()
 
 
+def test_the_readme_main_job_animates_the_example_with_the_embedded_model(tmp_path, capsys):
+    target = tmp_path / "speech.txt"
+    example = ROOT / "examples" / "speech.wav"
+    assert run(str(example), "--guidance", "text:smirking, raised brow", "-o", str(target)) == 0
+    heard, wrote = capsys.readouterr().out.splitlines()
+    assert heard.startswith("heard: '") and "party" in heard
+    assert re.fullmatch(
+        rf"wrote {re.escape(str(target))} \(206 frames, 3\.44 s of audio at 60 fps\) in \d+\.\d s", wrote
+    )
+    values = read_sequence(target).values
+    assert values.shape == (206, 174)
+    low, high = np.array(get_registry("rig").get("metahuman-174").ranges, dtype=np.float32).T
+    assert ((values >= low) & (values <= high)).all()
+
+
+def test_the_teacher_runs_through_the_same_command(tmp_path, capsys):
+    example = ROOT / "examples" / "speech.wav"
+    words = (ROOT / "examples" / "speech.txt").read_text().strip()
+    target = tmp_path / "teacher.txt"
+    assert (
+        run(
+            str(example), "-m", "teacher", "-g", "label:happy-smirk", "--transcript", words, "-o", str(target)
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.startswith(f"wrote {target} (206 frames, 3.44 s of audio at 60 fps)")
+    assert read_sequence(target).values.shape == (206, 174)
+    assert (
+        run(
+            str(example), "-m", "teacher", "--fps", "30", "--transcript", words, "-o", str(tmp_path / "x.txt")
+        )
+        == 2
+    )
+    assert capsys.readouterr().err == "error: the teacher animates at 60 fps only: drop --fps\n"
+    assert not (tmp_path / "x.txt").exists()
+
+
 # ------------------------------------------------------------------------------------ example speech
 
 

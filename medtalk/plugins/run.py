@@ -123,16 +123,10 @@ def register_commands(app) -> None:
         get_registry("exporter").build({"type": exporter_name, **exporter_options})
         check_output(target, overwrite=force)
         speech = load_audio(audio)
+        # A bundle's Pipeline, or another animator with its animate() contract (the procedural teacher).
         animator = Pipeline.from_pretrained(model)
-        given = {"guidance": guidance, "emotion_track": emotion_track, "fps": fps}
-        arguments = {name: value for name, value in given.items() if value is not None}
-        if isinstance(animator, Pipeline):
-            result = animator.animate(speech, transcript=transcript, **arguments)
-            sequence, heard = result.sequence, result.transcript if result.transcribed else None
-        else:  # another animator with the Pipeline call signature (the procedural teacher)
-            if arguments.pop("fps", animator.fps) != animator.fps:
-                raise InputError(f"the model '{model}' animates at {animator.fps:g} fps only: drop --fps")
-            sequence, heard = animator(speech, transcript=transcript, **arguments), None
+        result = animator.animate(speech, guidance, transcript, emotion_track=emotion_track, fps=fps)
+        sequence, heard = result.sequence, result.transcript if result.transcribed else None
         written = write_sequence(sequence, target, exporter_name, exporter_options, overwrite=force)
         if heard is not None:
             console().print(f"heard: {heard!r}", markup=False)

@@ -15,6 +15,7 @@ from medtalk.core.errors import InputError
 
 if TYPE_CHECKING:
     from medtalk.core.audio import Audio
+    from medtalk.core.pipeline import Animation
     from medtalk.core.sequence import RigSequence
     from medtalk.core.types import Phone, Transcript, Word
     from medtalk.teacher.animate import Teacher, TeacherTake
@@ -115,6 +116,35 @@ class TeacherPipeline:
         intensity: float = 1.0,
     ) -> TeacherTake:
         """The full ``TeacherTake`` (sequence, variant, frame intensity, peak pose) of a call."""
+        return self._take(audio, guidance, transcript, emotion_track, intensity)[0]
+
+    def animate(
+        self,
+        audio: Audio | str | os.PathLike[str],
+        guidance: str | None = None,
+        transcript: str | None = None,
+        *,
+        emotion_track: str | None = None,
+        fps: float | None = None,
+        intensity: float = 1.0,
+    ) -> Animation:
+        """``Pipeline.animate``'s contract: the sequence and the words it followed (``transcribed`` when
+        the recogniser heard them). The teacher animates at its own frame rate only."""
+        from medtalk.core.pipeline import Animation
+
+        if fps is not None and fps != self.fps:
+            raise InputError(f"the teacher animates at {self.fps:g} fps only: drop --fps")
+        take, timed = self._take(audio, guidance or "label:neutral", transcript, emotion_track, intensity)
+        return Animation(take.sequence, timed.text, transcript is None)
+
+    def _take(
+        self,
+        audio: Audio | str | os.PathLike[str],
+        guidance: str,
+        transcript: str | None,
+        emotion_track: str | None,
+        intensity: float,
+    ) -> tuple[TeacherTake, Transcript]:
         from medtalk.core.audio import Audio, load_audio
         from medtalk.core.pipeline import parse_guidance
         from medtalk.teacher.animate import parse_emotion_track
@@ -135,7 +165,7 @@ class TeacherPipeline:
                 f"the audio is too short for one frame at {self.fps:g} fps: give a longer recording"
             )
         timed = self.transcribe(audio, transcript)
-        return self.teacher.animate(
+        take = self.teacher.animate(
             timed.phones,
             timed.words,
             audio.duration,
@@ -145,6 +175,7 @@ class TeacherPipeline:
             audio=audio,
             seed=self.seed,
         )
+        return take, timed
 
     def __call__(
         self,
