@@ -106,11 +106,12 @@ def load_training_config(path: str | os.PathLike[str]) -> TrainingConfig:
                 dataset[key] = str(base / dataset[key])
         stages.append({**stage, "dataset": dataset})
     updates["stages"] = stages
-    for spec in config.postprocessors or ():
-        # Checked now, so a typo surfaces before hours of training rather than at the first inference.
+    if config.postprocessors:
         from medtalk.core.plugins import build
 
-        build("postprocessor", spec)
+        # Checked now, so a typo surfaces before hours of training rather than at the first inference.
+        for spec in config.postprocessors:
+            build("postprocessor", spec)
     return config.model_copy(update=updates)
 
 
